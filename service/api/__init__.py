@@ -1,0 +1,1 @@
+"""The HTTP layer: routes that read, dispatch to the data plane and serialise, nothing more."""

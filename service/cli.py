@@ -1,0 +1,41 @@
+"""Command line: ``loss-service serve --host H --port P`` (also ``python -m service``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from service.device import DeviceUnavailable
+from service.settings import get_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "serve":
+        args = args[1:]
+    settings = get_settings()
+    parser = argparse.ArgumentParser(
+        prog="loss-service", description="Serve PyTorch losses over HTTP."
+    )
+    parser.add_argument("--host", default=settings.host, help="interface (LOSS_SERVICE_HOST)")
+    parser.add_argument("--port", type=int, default=settings.port, help="port (LOSS_SERVICE_PORT)")
+    parser.add_argument("--device", default=settings.device, help="device (LOSS_SERVICE_DEVICE)")
+    ns = parser.parse_args(args)
+    settings = settings.model_copy(update={"host": ns.host, "port": ns.port, "device": ns.device})
+
+    import uvicorn
+
+    from service.app import create_app
+
+    try:
+        app = create_app(settings)
+    except DeviceUnavailable as exc:
+        print(f"loss-service: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Floating dtypes the service computes in, and how the reference sees the same numbers.
+
+The reference runs in float64 on the values *as torch receives them*: a logit sent as 0.1 and
+computed in float16 is the float16 nearest to 0.1. Rounding here is done in NumPy (bfloat16 by
+bit manipulation, since NumPy has no bfloat16), so the reference never asks torch for anything.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+DTypeName = Literal["float32", "float64", "float16", "bfloat16"]
+DTYPE_NAMES: Final[tuple[str, ...]] = get_args(DTypeName)
+
+TORCH_DTYPES: Final[dict[str, torch.dtype]] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+LOW_PRECISION: Final[frozenset[str]] = frozenset({"float16", "bfloat16"})
+
+F64 = npt.NDArray[np.float64]
+
+
+def round_to_dtype(values: npt.NDArray[np.floating], dtype: str) -> F64:
+    """``values`` rounded to the nearest number representable in ``dtype``, held in float64."""
+    x = np.asarray(values, dtype=np.float64)
+    if dtype == "float64":
+        return x
+    if dtype == "float32":
+        return x.astype(np.float32).astype(np.float64)
+    if dtype == "float16":
+        with np.errstate(over="ignore"):
+            return x.astype(np.float16).astype(np.float64)
+    if dtype == "bfloat16":
+        return _round_bfloat16(x)
+    raise ValueError(f"unknown dtype {dtype!r}")
+
+
+def _round_bfloat16(x: F64) -> F64:
+    """Round-to-nearest-even onto bfloat16 (the top 16 bits of a float32), as torch does."""
+    with np.errstate(over="ignore"):
+        f32 = np.ascontiguousarray(x, dtype=np.float32)
+    bits = f32.view(np.uint32).astype(np.uint64)
+    nan = np.isnan(f32)
+    rounding = np.uint64(0x7FFF) + ((bits >> np.uint64(16)) & np.uint64(1))
+    rounded = ((bits + rounding) >> np.uint64(16)) << np.uint64(16)
+    out = rounded.astype(np.uint32).view(np.float32).astype(np.float64)
+    out[nan] = np.nan
+    return out.reshape(x.shape)

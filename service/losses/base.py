@@ -1,0 +1,199 @@
+"""What a loss module provides, and the request fields every loss shares.
+
+A loss is one subclass of ``Loss`` in its own module: a Pydantic model of its keyword arguments
+(named as in ``torch.nn.functional``), the checks torch would make (and those it forgets),
+the torch call, a NumPy float64 reference written from the formula, its warnings, and sample
+and error inputs that the generated tests run. The data plane drives all of them; nothing here
+knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema
+
+from service.arrays import DEFAULT_LIMITS, ArrayLimits, to_array
+from service.dtypes import DTypeName
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+SERVICE_FIELDS: frozenset[str] = frozenset({"dtype", "reference", "include"})
+
+
+def _tensor(value: Any, info: ValidationInfo) -> npt.NDArray[Any]:
+    context = info.context or {}
+    limits: ArrayLimits = context.get("limits", DEFAULT_LIMITS)
+    return to_array(value, limits=limits, may_hold_bools=context.get("may_hold_bools", True))
+
+
+_TENSOR_SCHEMA: dict[str, Any] = {
+    "description": "A number, or nested lists of numbers (row-major, rectangular).",
+    "anyOf": [
+        {"type": "number"},
+        {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "array"}]}},
+    ],
+}
+
+Tensor = Annotated[
+    npt.NDArray[Any], PlainValidator(_tensor), WithJsonSchema(_TENSOR_SCHEMA, mode="validation")
+]
+"""A tensor field: validated into an int64 (all integers) or float64 array."""
+
+Reduction = Literal["none", "mean", "sum"]
+
+
+class LossParams(BaseModel):
+    """Service fields shared by every loss; subclasses add the torch keyword arguments."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, arbitrary_types_allowed=True
+    )
+
+    dtype: DTypeName | None = Field(
+        default=None,
+        description="Floating dtype torch computes in; the server's default when absent.",
+    )
+    reference: bool | None = Field(
+        default=None,
+        description="Compute the NumPy float64 reference and the breakdown; the server's "
+        "default when absent.",
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Opt-in heavy extras: 'grad' (gradients of the returned value with respect "
+        "to each differentiable input; for reduction 'none', of their sum) and the "
+        "loss's own extras listed by GET /v1/losses/{name}.",
+    )
+
+    def torch_kwargs(self, tensor_names: tuple[str, ...]) -> dict[str, Any]:
+        """The non-tensor keyword arguments, exactly as torch takes them."""
+        return {
+            k: getattr(self, k)
+            for k in type(self).model_fields
+            if k not in SERVICE_FIELDS and k not in tensor_names
+        }
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``|torch - reference| <= atol * scale + rtol * |reference|`` counts as agreement."""
+
+    rtol: float
+    atol: float
+
+
+#: How closely torch in each dtype should meet a float64 reference on the same (rounded) inputs.
+TOLERANCES: Mapping[str, Tolerance] = {
+    "float64": Tolerance(rtol=1e-9, atol=1e-11),
+    "float32": Tolerance(rtol=2e-5, atol=2e-6),
+    "float16": Tolerance(rtol=1e-2, atol=2e-3),
+    "bfloat16": Tolerance(rtol=4e-2, atol=2e-2),
+}
+
+
+@dataclass
+class Prepared:
+    """The request's tensors after validation, in the layout torch and the reference take.
+
+    Floating arrays are float64 holding values already rounded to the compute dtype, so that
+    torch and the reference see the same numbers; the others are int64."""
+
+    arrays: dict[str, npt.NDArray[Any]]
+    floating: frozenset[str]
+    facts: dict[str, Any] = field(default_factory=dict)
+    scale: float = 1.0
+
+
+@dataclass
+class Reference:
+    """What the NumPy reference found."""
+
+    value: F64
+    losses: F64
+    denominator: float | None = None
+    breakdown: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    extras: dict[str, F64] = field(default_factory=dict)
+    grads: dict[str, F64] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossWarning:
+    """Something in the request that is legal but probably not what the user meant."""
+
+    code: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A request body (torch keyword arguments) that the generated tests compute both ways."""
+
+    body: dict[str, Any]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ErrorSample:
+    """A request body the service must refuse with ``status``, naming ``field``."""
+
+    body: dict[str, Any]
+    field: str
+    note: str = ""
+    status: int = 422
+
+
+P = TypeVar("P", bound=LossParams)
+
+
+class Loss(ABC, Generic[P]):
+    """One loss of ``torch.nn.functional``; subclasses live one per module."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    formula: ClassVar[str]
+    params_model: ClassVar[type[LossParams]]
+    tensor_inputs: ClassVar[tuple[str, ...]]
+    differentiable: ClassVar[tuple[str, ...]] = ("input",)
+    extras: ClassVar[tuple[str, ...]] = ()
+    tolerances: ClassVar[Mapping[str, Tolerance]] = {}
+
+    def tolerance(self, dtype: str) -> Tolerance:
+        return self.tolerances.get(dtype, TOLERANCES[dtype])
+
+    @abstractmethod
+    def prepare(self, params: P, dtype: str) -> Prepared:
+        """Check what torch checks (and what it forgets), raising ``InvalidInput``."""
+
+    def torch_loss(self, params: P, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Call ``torch.nn.functional.<name>`` with the request's keyword arguments."""
+        fn = getattr(torch.nn.functional, self.name)
+        return fn(**tensors, **params.torch_kwargs(self.tensor_inputs))  # type: ignore[no-any-return]
+
+    @abstractmethod
+    def reference(self, params: P, prep: Prepared, include: frozenset[str]) -> Reference:
+        """The loss from its formula in float64, with the breakdown and what ``include`` asks."""
+
+    def warnings(self, params: P, prep: Prepared) -> list[LossWarning]:
+        return []
+
+    @abstractmethod
+    def example(self) -> dict[str, Any]:
+        """A request body that works when posted; shown in the docs."""
+
+    @abstractmethod
+    def samples(self, rng: np.random.Generator) -> Iterator[Sample]:
+        """Bodies covering the loss's shapes and options, for the reference-vs-torch tests."""
+
+    @abstractmethod
+    def error_samples(self) -> Iterator[ErrorSample]:
+        """Bodies the service must refuse, each naming the offending field."""

@@ -1,0 +1,316 @@
+"""Cross-entropy of logits: ``torch.nn.functional.cross_entropy``.
+
+The input is *logits*, not probabilities. With p = softmax(x) over the class dimension and
+lse(x) = log Σ_c exp(x_c), each element's loss is ``Σ_c a_c · (lse(x) - x_c)`` where ``a`` is
+
+- class indices y: ``a = (1-ε)·w_y·onehot(y) + (ε/C)·w``, so the loss is
+  ``(1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c)``; elements whose target equals
+  ``ignore_index`` contribute 0;
+- class probabilities t: ``a = w ⊙ ((1-ε)·t + ε/C)``.
+
+``w`` is ``weight`` (all ones when absent), ε is ``label_smoothing`` in [0, 1], C the number of
+classes. ``mean`` divides the sum by Σ w_y over the targets not ignored for class indices, and by
+the number of elements N (not by the weights) for probabilities; a mean over nothing is NaN.
+The gradient with respect to x is ``g·((Σ_c a_c)·p - a)``, g being 1/denominator for ``mean``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from service.errors import InvalidInput
+from service.losses.base import (
+    ErrorSample,
+    Loss,
+    LossParams,
+    LossWarning,
+    Prepared,
+    Reduction,
+    Reference,
+    Sample,
+    Tensor,
+)
+from service.losses.common import (
+    F64,
+    floating,
+    integral,
+    logsumexp,
+    require_shape,
+    scale_of,
+    shape_str,
+)
+from service.losses.reduction import reduce
+from service.losses.registry import register
+
+#: The article's example: rows of probabilities drawn with np.random.seed(1024).
+ARTICLE_INPUT: list[list[float]] = (
+    np.random.RandomState(1024).dirichlet(np.ones(3), size=3).tolist()
+)
+ARTICLE_TARGET = [0, 1, 2]
+
+
+class CrossEntropyParams(LossParams):
+    input: Tensor = Field(description="Logits, shape (C), (N, C) or (N, C, d1, ..., dK).")
+    target: Tensor = Field(
+        description="Class indices of shape (), (N) or (N, d1, ..., dK), or class "
+        "probabilities of the input's shape."
+    )
+    weight: Tensor | None = Field(
+        default=None, description="Rescaling weight per class, shape (C)."
+    )
+    ignore_index: int = Field(
+        default=-100, description="Target value that is ignored (class indices only)."
+    )
+    reduction: Reduction = "mean"
+    label_smoothing: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+@register
+class CrossEntropy(Loss[CrossEntropyParams]):
+    name = "cross_entropy"
+    summary = "Cross-entropy between logits and class indices or class probabilities."
+    formula = (
+        "loss = Σ_c a_c·(logsumexp(x) - x_c); a = w_y·onehot(y) (indices) or w·t (probabilities)"
+    )
+    params_model = CrossEntropyParams
+    tensor_inputs = ("input", "target", "weight")
+    differentiable = ("input", "target")
+    extras = ("log_softmax", "softmax")
+
+    def prepare(self, params: CrossEntropyParams, dtype: str) -> Prepared:
+        x = params.input
+        if x.ndim == 0:
+            raise InvalidInput.at(
+                "input", "logits need a class dimension: shape (C), (N, C) or (N, C, d1, ...)"
+            )
+        class_dim = 0 if x.ndim == 1 else 1
+        n_classes = x.shape[class_dim]
+        if n_classes == 0:
+            raise InvalidInput.at(
+                "input", f"the class dimension is empty (shape {shape_str(x.shape)})"
+            )
+        arrays: dict[str, Any] = {"input": floating(x, dtype)}
+        floating_names = {"input"}
+        t = params.target
+        if t.shape == x.shape:
+            form = "class_probabilities"
+            arrays["target"] = floating(t, dtype)
+            floating_names.add("target")
+        else:
+            form = "class_indices"
+            expected = x.shape[:class_dim] + x.shape[class_dim + 1 :]
+            require_shape(
+                t,
+                "target",
+                expected,
+                f"class indices for input {shape_str(x.shape)}; "
+                "probabilities would need the input's shape",
+            )
+            y = integral(t, "target")
+            bad = (y != params.ignore_index) & ((y < 0) | (y >= n_classes))
+            if bad.any():
+                raise InvalidInput.at(
+                    "target",
+                    f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}) "
+                    f"and is not ignore_index ({params.ignore_index})",
+                )
+            arrays["target"] = y
+        if params.weight is not None:
+            require_shape(params.weight, "weight", (n_classes,), "one weight per class")
+            arrays["weight"] = floating(params.weight, dtype)
+            floating_names.add("weight")
+        return Prepared(
+            arrays=arrays,
+            floating=frozenset(floating_names),
+            facts={"target_form": form, "classes": n_classes},
+            scale=scale_of(arrays["input"]),
+        )
+
+    def reference(
+        self, params: CrossEntropyParams, prep: Prepared, include: frozenset[str]
+    ) -> Reference:
+        x = prep.arrays["input"]
+        class_dim = 0 if x.ndim == 1 else 1
+        xm = np.moveaxis(x, class_dim, -1)  # (..., C)
+        n_classes = xm.shape[-1]
+        w = prep.arrays.get("weight", np.ones(n_classes))
+        eps = params.label_smoothing
+        lse = logsumexp(xm, axis=-1)
+        logp = xm - lse[..., None]
+        smooth = -(logp * w).sum(axis=-1)  # Σ_c w_c·(lse - x_c)
+        breakdown: dict[str, Any] = {"logsumexp": lse}
+        if prep.facts["target_form"] == "class_indices":
+            y = prep.arrays["target"]
+            kept = y != params.ignore_index
+            safe = np.where(kept, y, 0)
+            w_y = np.where(kept, w[safe], 0.0)
+            x_y = np.take_along_axis(xm, safe[..., None], axis=-1)[..., 0]
+            nll = w_y * (lse - x_y)
+            smooth = np.where(kept, smooth, 0.0)
+            coef = (1 - eps) * w_y[..., None] * (np.arange(n_classes) == safe[..., None])
+            coef = coef + (eps / n_classes) * w * kept[..., None]
+            denominator = float(w_y.sum())
+            breakdown |= {"target_logit": np.where(kept, x_y, 0.0), "weight": w_y, "ignored": ~kept}
+        else:
+            t = np.moveaxis(prep.arrays["target"], class_dim, -1)
+            nll = -(w * t * logp).sum(axis=-1)
+            coef = w * ((1 - eps) * t + eps / n_classes)
+            denominator = float(nll.size)
+            breakdown["target_term"] = (w * t * xm).sum(axis=-1)
+        losses = (1 - eps) * nll + (eps / n_classes) * smooth
+        if eps > 0:
+            breakdown["smoothing_term"] = (eps / n_classes) * smooth
+        value = reduce(losses, params.reduction, denominator)
+        ref = Reference(value=value, losses=losses, denominator=denominator, breakdown=breakdown)
+        if "log_softmax" in include:
+            ref.extras["log_softmax"] = np.moveaxis(logp, -1, class_dim)
+        if "softmax" in include:
+            ref.extras["softmax"] = np.moveaxis(np.exp(logp), -1, class_dim)
+        if "grad" in include:
+            g = 1.0 / denominator if params.reduction == "mean" else 1.0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad = g * (coef.sum(axis=-1, keepdims=True) * np.exp(logp) - coef)
+            ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
+            if prep.facts["target_form"] == "class_probabilities":
+                ref.grads["target"] = np.moveaxis(-(1 - eps) * g * w * logp, -1, class_dim)
+        return ref
+
+    def warnings(self, params: CrossEntropyParams, prep: Prepared) -> list[LossWarning]:
+        out: list[LossWarning] = []
+        x = params.input.astype(np.float64)
+        class_dim = 0 if x.ndim == 1 else 1
+        indices = prep.facts["target_form"] == "class_indices"
+        if (
+            x.size
+            and x.min() >= 0
+            and x.max() <= 1
+            and np.allclose(x.sum(axis=class_dim), 1.0, atol=1e-3)
+        ):
+            reading = _probability_reading(params, x, class_dim, indices)
+            shown = f"{reading:.4f}" if np.isfinite(reading) else str(reading)
+            out.append(
+                LossWarning(
+                    "input_looks_like_probabilities",
+                    "every row of 'input' lies in [0, 1] and sums to 1: it looks like "
+                    "probabilities, but cross_entropy expects logits (it applies log_softmax "
+                    "itself). Read as probabilities, the mean of -log p[target] would be "
+                    f"{shown}. Pass logits, or log-probabilities to nll_loss.",
+                    {"probability_reading": reading},
+                )
+            )
+        if indices:
+            y = prep.arrays["target"]
+            if y.size and bool(np.all(y == params.ignore_index)):
+                out.append(
+                    LossWarning(
+                        "all_targets_ignored",
+                        f"every target equals ignore_index ({params.ignore_index}): the losses are "
+                        "all 0 and 'mean' divides 0 by 0, which is NaN.",
+                    )
+                )
+        else:
+            if params.weight is not None:
+                out.append(
+                    LossWarning(
+                        "weight_with_probabilities",
+                        "with class-probability targets, 'mean' divides by the number of elements, "
+                        "not by the sum of the weights as it does for class indices.",
+                    )
+                )
+            t = params.target
+            if t.size and (t.min() < 0 or not np.allclose(t.sum(axis=class_dim), 1.0, atol=1e-3)):
+                out.append(
+                    LossWarning(
+                        "target_not_a_distribution",
+                        "target has the input's shape, so it is read as class probabilities, but "
+                        "its rows are not distributions (negative, or not summing to 1).",
+                    )
+                )
+        return out
+
+    def example(self) -> dict[str, Any]:
+        return {"input": ARTICLE_INPUT, "target": ARTICLE_TARGET}
+
+    def samples(self, rng: np.random.Generator) -> Iterator[Sample]:
+        yield Sample(self.example(), "the article's case")
+        shapes = {1: (5,), 2: (4, 5), 3: (3, 4, 2), 4: (2, 3, 2, 2)}
+        for scale in (0.1, 1.0, 30.0, 1e3):
+            for rank, shape in shapes.items():
+                for reduction in ("none", "mean", "sum"):
+                    x = rng.standard_normal(shape) * scale
+                    c = shape[0] if rank == 1 else shape[1]
+                    batch = () if rank == 1 else shape[:1] + shape[2:]
+                    y = rng.integers(0, c, size=batch)
+                    weight = rng.uniform(0.1, 2.0, c).tolist()
+                    base = {"input": x.tolist(), "reduction": reduction}
+                    yield Sample(base | {"target": y.tolist()}, f"indices rank {rank} x{scale}")
+                    if rank > 1:
+                        y_ign = np.where(rng.random(batch) < 0.4, -1, y)
+                        yield Sample(
+                            base
+                            | {
+                                "target": y_ign.tolist(),
+                                "weight": weight,
+                                "ignore_index": -1,
+                                "label_smoothing": 0.2,
+                            },
+                            f"weighted, some ignored, smoothed, rank {rank} x{scale}",
+                        )
+                        yield Sample(
+                            base | {"target": np.full(batch, 3).tolist(), "ignore_index": 3},
+                            f"all ignored rank {rank}",
+                        )
+                    probs = rng.dirichlet(np.ones(c), size=batch or None)
+                    probs = np.moveaxis(probs, -1, 0 if rank == 1 else 1)
+                    yield Sample(
+                        base | {"target": probs.tolist()}, f"probabilities rank {rank} x{scale}"
+                    )
+                    yield Sample(
+                        base | {"target": probs.tolist(), "weight": weight, "label_smoothing": 0.3},
+                        f"weighted smoothed probabilities rank {rank} x{scale}",
+                    )
+        yield Sample({"input": np.zeros((0, 3)).tolist(), "target": []}, "empty batch")
+        yield Sample({"input": [[1.0, 2.0]], "target": [1], "label_smoothing": 1.0}, "smoothing 1")
+
+    def error_samples(self) -> Iterator[ErrorSample]:
+        ok = {"input": [[0.1, 0.2, 0.7]], "target": [2]}
+        yield ErrorSample(ok | {"target": [3]}, "target", "index out of range")
+        yield ErrorSample(ok | {"target": [-1]}, "target", "negative index, not ignore_index")
+        yield ErrorSample(ok | {"target": [1.5]}, "target", "fractional index")
+        yield ErrorSample(ok | {"target": [[1], [2]]}, "target", "wrong shape")
+        yield ErrorSample(ok | {"weight": [1.0, 2.0]}, "weight", "weight of the wrong length")
+        yield ErrorSample(ok | {"reduction": "avg"}, "reduction", "unknown reduction")
+        yield ErrorSample(ok | {"dtype": "int8"}, "dtype", "unknown dtype")
+        yield ErrorSample(ok | {"label_smoothing": 1.5}, "label_smoothing", "above 1")
+        yield ErrorSample(ok | {"label_smoothing": -0.1}, "label_smoothing", "below 0")
+        yield ErrorSample({"target": [1]}, "input", "missing input")
+        yield ErrorSample(ok | {"size_average": True}, "size_average", "deprecated argument")
+        yield ErrorSample(ok | {"input": [[0.1, 0.2], [0.3]]}, "input", "ragged")
+        yield ErrorSample(ok | {"input": [["a", 0.2, 0.3]]}, "input", "not a number")
+        yield ErrorSample(ok | {"input": [[]], "target": [0]}, "input", "empty class dimension")
+        yield ErrorSample(ok | {"input": 1.0}, "input", "no class dimension")
+        yield ErrorSample(ok | {"ignore_index": 1.5}, "ignore_index", "fractional ignore_index")
+
+
+def _probability_reading(
+    params: CrossEntropyParams, x: F64, class_dim: int, indices: bool
+) -> float:
+    """The article's textbook number: the mean of -log p[target] with the input read as p."""
+    pm = np.moveaxis(x, class_dim, -1)
+    with np.errstate(divide="ignore"):
+        logp = np.log(pm)
+    if indices:
+        y = integral(params.target, "target")
+        kept = y != params.ignore_index
+        if not kept.any():
+            return float("nan")
+        picked = np.take_along_axis(logp, np.where(kept, y, 0)[..., None], axis=-1)[..., 0]
+        return float(-picked[kept].mean())
+    t = np.moveaxis(params.target.astype(np.float64), class_dim, -1)
+    with np.errstate(invalid="ignore"):
+        terms = np.where(t == 0, 0.0, t * logp)
+    return float(-terms.sum(axis=-1).mean())
