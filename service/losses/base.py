@@ -166,6 +166,8 @@ class Loss(ABC, Generic[P]):
     differentiable: ClassVar[tuple[str, ...]] = ("input",)
     extras: ClassVar[tuple[str, ...]] = ()
     tolerances: ClassVar[Mapping[str, Tolerance]] = {}
+    nonnegative: ClassVar[bool] = False
+    """True when every sample's element-wise losses are >= 0 (a property test checks it)."""
 
     def tolerance(self, dtype: str) -> Tolerance:
         return self.tolerances.get(dtype, TOLERANCES[dtype])
