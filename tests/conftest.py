@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, settings
 from service.app import create_app
 from service.dataplane import Dataplane
 from service.settings import Settings
+from tests.server import LiveServer, live_server
 
 settings.register_profile(
     "ci",
@@ -53,3 +54,10 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def dataplane() -> Dataplane:
     return Dataplane(cpu_settings(), torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LiveServer]:
+    """One real uvicorn process for the session (tests that need a socket)."""
+    with live_server() as s:
+        yield s
