@@ -19,7 +19,7 @@ import orjson
 import torch
 from pydantic import ValidationError
 
-from service import losses
+from service import fastjson, losses
 from service.arrays import ArrayLimits
 from service.device import release_memory
 from service.dtypes import LOW_PRECISION, TORCH_DTYPES
@@ -51,12 +51,26 @@ class Dataplane:
 
     # -- entry points -------------------------------------------------------------------------
 
-    def compute_json(self, name: str, raw: bytes) -> dict[str, Any]:
-        """Parse a JSON body and compute; raises ``ServiceError`` subclasses on bad input."""
+    def compute_json(self, name: str, raw: bytes | bytearray) -> dict[str, Any]:
+        """Parse a JSON body and compute; raises ``ServiceError`` subclasses on bad input.
+
+        A ``bytearray`` body is consumed: it is emptied as soon as it is parsed, so that a large
+        body does not stay in memory beside its arrays while torch and the reference run."""
         loss = self.loss(name)
-        body = parse_json(raw)
-        may_hold_bools = b"true" in raw or b"false" in raw
+        body, may_hold_bools = self.parse(loss, raw)
+        if isinstance(raw, bytearray):
+            del raw[:]
         return self.compute(loss, body, may_hold_bools=may_hold_bools)
+
+    def parse(self, loss: Loss[Any], raw: bytes | bytearray) -> tuple[Any, bool]:
+        """The body, and whether a boolean may hide in its lists (``to_array`` looks if so).
+
+        Large bodies have their tensors parsed straight into arrays (``service.fastjson``);
+        whatever that path cannot vouch for is parsed the ordinary way."""
+        fast = fastjson.loads(raw, loss.tensor_inputs, limits=self.limits)
+        if fast is not None:
+            return fast, False  # tensor lists are already numeric arrays
+        return parse_json(raw), b"true" in raw or b"false" in raw
 
     def loss(self, name: str) -> Loss[Any]:
         loss = registry.get(name)
@@ -189,7 +203,7 @@ def params_reduces(params: LossParams) -> bool:
     return getattr(params, "reduction", "mean") == "mean"
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes | bytearray) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
