@@ -47,8 +47,16 @@ class Settings(BaseSettings):
     max_elements: int = Field(default=50_000_000, ge=1)
     """Most numbers accepted in one tensor."""
 
-    torch_threads: int = Field(default=0, ge=0)
-    """Intra-op threads torch may use; 0 keeps torch's own default."""
+    torch_threads: int = Field(default=1, ge=0)
+    """Intra-op threads torch may use; 0 keeps torch's own default (one per core). One by
+    default: requests already run concurrently, and on small tensors waking a thread pool costs
+    far more than the loss itself (a 3x3 cross-entropy took 0.3 ms instead of 10 us on 2 busy
+    cores)."""
+
+    inline_max_bytes: int = Field(default=4096, ge=0)
+    """Bodies up to this size are computed on the event loop instead of a worker thread: a few
+    hundred numbers take less time than the hop to the thread. 0 sends every body to a
+    thread."""
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the server."""
