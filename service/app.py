@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import health, problems
+from service.api.inline import InlineSmallLosses
 from service.api.losses import build_router
 from service.api.state import ServiceState
 from service.dataplane import Dataplane
@@ -51,4 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
+    # Innermost, so keep it first: middleware added after it wraps it and sees every request.
+    app.add_middleware(InlineSmallLosses, state=state)
     return app

@@ -9,6 +9,7 @@ the per-dtype tolerance, and gathers warnings. Each step happens once.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -225,6 +226,8 @@ def compare(
     b = np.asarray(want, dtype=np.float64)
     if a.shape != b.shape:
         return Comparison(float("inf"), float("inf"), False)
+    if a.ndim == 0:
+        return _compare_scalar(float(a), float(b), tol, scale)
     same = (a == b) | (np.isnan(a) & np.isnan(b))
     finite = np.isfinite(a) & np.isfinite(b)
     if not np.all(same | finite):
@@ -236,6 +239,18 @@ def compare(
         rel = np.where(diff == 0, 0.0, diff / np.abs(b))
     ok = bool(np.all(diff <= tol.atol * scale + tol.rtol * np.abs(np.where(finite, b, 0.0))))
     return Comparison(float(diff.max()), float(rel.max()), ok)
+
+
+def _compare_scalar(a: float, b: float, tol: Tolerance, scale: float) -> Comparison:
+    """``compare`` for one number (every reduced loss), in plain floats: same rules, no arrays."""
+    same = a == b or (math.isnan(a) and math.isnan(b))
+    finite = math.isfinite(a) and math.isfinite(b)
+    if not (same or finite):
+        return Comparison(float("inf"), float("inf"), False)
+    diff = 0.0 if same else abs(a - b)
+    rel = 0.0 if diff == 0 else (diff / abs(b) if b else float("inf"))
+    ok = diff <= tol.atol * scale + tol.rtol * abs(b if finite else 0.0)
+    return Comparison(diff, rel, ok)
 
 
 def comparison_dict(c: Comparison) -> dict[str, Any]:

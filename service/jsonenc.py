@@ -25,12 +25,20 @@ def nonfinite_token(x: float) -> str:
 
 def jsonable(obj: Any) -> Any:
     """``obj`` with every non-finite number replaced by its string token, arrays made safe."""
+    # Exact-type dispatch first: this walks every response, and the common leaves are plain.
+    kind = type(obj)
+    if kind is dict:
+        return {k: jsonable(v) for k, v in obj.items()}
+    if kind is float:
+        return obj if math.isfinite(obj) else nonfinite_token(obj)
+    if kind is str or kind is int or kind is bool or obj is None:
+        return obj
+    if isinstance(obj, np.ndarray):
+        return _array(obj)
     if isinstance(obj, dict):
         return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _array(obj)
     if isinstance(obj, np.generic):
         return _array(np.asarray(obj))
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -38,13 +46,29 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+#: Arrays up to this size whose elements Python holds exactly (float64, integers, booleans)
+#: become lists: checking a few floats in Python is cheaper than a NumPy call, and orjson writes
+#: a float64 and a Python float alike.
+_SMALL = 64
+_EXACT_IN_PYTHON = frozenset("biu")
+
+
 def _array(arr: np.ndarray) -> Any:
-    if arr.dtype.kind == "f" and arr.dtype.itemsize < 2:
+    kind = arr.dtype.kind
+    if arr.size <= _SMALL and (kind in _EXACT_IN_PYTHON or arr.dtype == np.float64):
+        if kind == "f" and not all(map(math.isfinite, arr.ravel().tolist())):
+            return _tokens(arr)
+        return arr.tolist()
+    if kind == "f" and arr.dtype.itemsize < 2:
         arr = arr.astype(np.float32)
-    if arr.dtype.kind not in "fc" or np.isfinite(arr).all():
+    if kind not in "fc" or np.isfinite(arr).all():
         if arr.ndim == 0:
             return arr[()]
         return np.ascontiguousarray(arr)
+    return _tokens(arr)
+
+
+def _tokens(arr: np.ndarray) -> Any:
     if arr.ndim == 0:
         return nonfinite_token(float(arr))
     out = arr.astype(object)

@@ -54,9 +54,9 @@ class Settings(BaseSettings):
     cores)."""
 
     inline_max_bytes: int = Field(default=4096, ge=0)
-    """Bodies up to this size are computed on the event loop instead of a worker thread: a few
-    hundred numbers take less time than the hop to the thread. 0 sends every body to a
-    thread."""
+    """``POST /v1/losses/<name>`` bodies up to this size (by ``Content-Length``) are computed on
+    the event loop, before routing (``service.api.inline``): a few hundred numbers take less
+    time than the hop to a worker thread. 0 sends every body to a thread."""
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the server."""

@@ -20,7 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema
 
 from service.arrays import DEFAULT_LIMITS, ArrayLimits, to_array
-from service.dtypes import DTypeName
+from service.dtypes import DTypeName, round_to_dtype
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -111,6 +111,24 @@ class Prepared:
     floating: frozenset[str]
     facts: dict[str, Any] = field(default_factory=dict)
     scale: float = 1.0
+    deferred: dict[str, str] = field(default_factory=dict)
+    """Floating arrays left as sent, by name, with the dtype they are to be rounded to. Torch
+    rounds them itself on conversion, exactly as ``round_to_dtype`` does for float32 and
+    float64 (``DEFERRABLE``), so the rounded float64 copy is made only if the reference asks
+    for it through ``array``: with the reference off, a large input is never copied."""
+
+    def array(self, name: str) -> npt.NDArray[Any]:
+        """``arrays[name]``, rounded to the compute dtype first if that was deferred."""
+        dtype = self.deferred.pop(name, None)
+        if dtype is not None:
+            self.arrays[name] = round_to_dtype(self.arrays[name], dtype)
+        return self.arrays[name]
+
+
+#: Dtypes whose rounding torch's conversion from float64 reproduces exactly (one correctly
+#: rounded step). float16 and bfloat16 may round twice in torch (through float32), so arrays
+#: bound for them are rounded by ``round_to_dtype`` up front.
+DEFERRABLE: frozenset[str] = frozenset({"float32", "float64"})
 
 
 @dataclass

@@ -55,8 +55,23 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
 
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
     """Magnitude of the inputs, which sets the absolute tolerance of the comparison."""
-    peak = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    # max(|min|, |max|) rather than |a|.max(): no temporary array the size of the input
+    peak = max((max(-float(a.min()), float(a.max())) for a in arrays if a.size), default=0.0)
     return max(1.0, peak)
+
+
+def last_axis(arr: npt.NDArray[Any], axis: int) -> npt.NDArray[Any]:
+    """``np.moveaxis(arr, axis, -1)``, skipping the call when ``axis`` is already last."""
+    return arr if axis in (-1, arr.ndim - 1) else np.moveaxis(arr, axis, -1)
+
+
+def pick(values: npt.NDArray[Any], index: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    """``values[..., index]`` element-wise: the entry of the last axis that ``index`` (shaped
+    like ``values`` without it) names; ``np.take_along_axis`` at a third of its cost."""
+    n = values.shape[-1]
+    flat = values.reshape(-1, n)[np.arange(index.size), index.reshape(-1)]
+    picked: npt.NDArray[Any] = flat.reshape(index.shape)
+    return picked
 
 
 def logsumexp(x: F64, axis: int) -> F64:
