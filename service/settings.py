@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     the event loop, before routing (``service.api.inline``): a few hundred numbers take less
     time than the hop to a worker thread. 0 sends every body to a thread."""
 
+    max_batch_items: int = Field(default=256, ge=1)
+    """Most items in one ``POST /v1/losses:batch``; more are refused (422) before any runs."""
+
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the server."""
 

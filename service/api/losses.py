@@ -16,14 +16,24 @@ from fastapi.routing import APIRoute
 
 from service import losses
 from service.api.body import read_body
-from service.api.problems import PROBLEM_MEDIA_TYPE
-from service.api.schemas import LossList, LossResponse, LossSummary, Problem
+from service.api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from service.api.schemas import (
+    BatchRequest,
+    BatchResponse,
+    LossList,
+    LossResponse,
+    LossSummary,
+    Problem,
+)
 from service.api.state import get_state
+from service.batch import run_batch
 from service.dataplane import Dataplane, describe
-from service.errors import NotFound
+from service.errors import NotFound, ServiceError
 from service.jsonenc import dumps
 from service.losses import registry
 from service.losses.base import Loss
+
+BATCH_PATH = "/v1/losses:batch"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
@@ -34,6 +44,25 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "A field is invalid; 'field' and 'detail' say which and why.",
     }.items()
 }
+
+
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` substituted in place: a ``#/$defs/...`` pointer
+    would resolve against the whole OpenAPI document once embedded in it."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
 
 
 def json_response(content: bytes) -> Response:
@@ -65,6 +94,25 @@ async def compute(request: Request, name: str) -> Response:
 
 def _compute_dumped(dataplane: Dataplane, name: str, raw: bytearray) -> bytes:
     return dumps(dataplane.compute_json(name, raw))
+
+
+async def compute_batch(request: Request) -> Response:
+    """Several losses in one request; each item succeeds or fails on its own.
+
+    The body is `{"items": [{"loss": "<name>", "args": {...}}, ...]}`, `args` being the body
+    `POST /v1/losses/<name>` takes. Each result is that endpoint's answer (`status` 200,
+    `result`) or its problem (`status`, `problem` with `detail` and the `field`, relative to the
+    item). Only a malformed envelope, or more than `max_batch_items` items, fails the batch."""
+    state = get_state(request)
+    raw = await read_body(request, state.settings.max_body_bytes)
+    work = partial(run_batch, state.dataplane, raw, state.settings.max_batch_items, _item_problem)
+    return json_response(await state.run(lambda: dumps(work())))
+
+
+def _item_problem(exc: ServiceError, index: int) -> dict[str, Any]:
+    return problem_body(
+        exc.status, exc.code, exc.title, exc.detail, exc.errors, f"{BATCH_PATH}#/items/{index}"
+    )
 
 
 def _endpoint(loss: Loss[Any]) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -110,6 +158,32 @@ def build_router() -> APIRouter:
                 }
             },
         )
+
+    some = list(registry.all_losses())[:2]
+    batch_example = {
+        "items": [{"loss": loss.name, "args": loss.example()} for loss in some]
+        + [{"loss": some[0].name, "args": {}}]  # this one fails alone: its inputs are missing
+    }
+    router.add_api_route(
+        ":batch",
+        compute_batch,
+        methods=["POST"],
+        response_model=BatchResponse,
+        responses={k: v for k, v in ERROR_RESPONSES.items() if k != 404},
+        summary="Several losses in one request, each succeeding or failing on its own",
+        route_class_override=LeanRoute,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": inline_defs(BatchRequest.model_json_schema()),
+                        "example": batch_example,
+                    }
+                },
+            }
+        },
+    )
 
     @router.post("/{name}", include_in_schema=False)
     async def unknown_loss(name: str) -> Response:

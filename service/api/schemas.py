@@ -64,3 +64,32 @@ class LossSummary(BaseModel):
 
 class LossList(BaseModel):
     losses: list[LossSummary]
+
+
+class BatchItem(BaseModel):
+    loss: str = Field(description="The loss's name, as in POST /v1/losses/{name}.")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="The body that POST /v1/losses/{loss} would take."
+    )
+
+
+class BatchRequest(BaseModel):
+    items: list[BatchItem] = Field(description="Computed in order; at most max_batch_items.")
+
+
+class BatchResult(BaseModel):
+    status: int = Field(description="200, or the status the item alone would have had.")
+    result: LossResponse | None = Field(
+        default=None, description="The loss's response, when status is 200."
+    )
+    problem: Problem | None = Field(
+        default=None,
+        description="Otherwise, what was wrong with this item; 'field' is relative to the item "
+        "('loss', 'args', 'args.<field>').",
+    )
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchResult] = Field(description="One per item, in the items' order.")
+    succeeded: int
+    failed: int
