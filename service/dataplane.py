@@ -33,6 +33,13 @@ log = logging.getLogger("service.dataplane")
 
 GRAD = "grad"
 
+#: Torch dtypes whose NumPy cast from float64/int64 rounds exactly as torch's would.
+_NUMPY_TWINS: dict[torch.dtype, np.dtype[Any]] = {
+    torch.float32: np.dtype(np.float32),
+    torch.float64: np.dtype(np.float64),
+    torch.int64: np.dtype(np.int64),
+}
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -153,8 +160,7 @@ class Dataplane:
         try:
             tensors: dict[str, torch.Tensor] = {}
             for name, arr in prep.arrays.items():
-                t = torch.from_numpy(arr)
-                t = t.to(self.device, torch_dtype if name in prep.floating else torch.int64)
+                t = self._tensor(arr, torch_dtype if name in prep.floating else torch.int64)
                 if want_grad and name in prep.floating and name in loss.differentiable:
                     t.requires_grad_(True)
                 tensors[name] = t
@@ -180,6 +186,14 @@ class Dataplane:
             log.warning("torch rejected input for %s: %s", loss.name, exc)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidInput.at("", f"torch rejected the input: {first}") from exc
+
+    def _tensor(self, arr: npt.NDArray[Any], dtype: torch.dtype) -> torch.Tensor:
+        """``arr`` as a tensor of ``dtype`` on the device; on the CPU, NumPy's cast (the same
+        correctly rounded conversion) is a few microseconds cheaper than torch's ``.to``."""
+        np_dtype = _NUMPY_TWINS.get(dtype)
+        if self.device.type == "cpu" and np_dtype is not None:
+            return torch.from_numpy(arr if arr.dtype == np_dtype else arr.astype(np_dtype))
+        return torch.from_numpy(arr).to(self.device, dtype)
 
     def _warnings(
         self, loss: Loss[Any], params: LossParams, prep: Prepared, dtype: str

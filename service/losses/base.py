@@ -9,6 +9,7 @@ knows about HTTP.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,11 +77,13 @@ class LossParams(BaseModel):
 
     def torch_kwargs(self, tensor_names: tuple[str, ...]) -> dict[str, Any]:
         """The non-tensor keyword arguments, exactly as torch takes them."""
-        return {
-            k: getattr(self, k)
-            for k in type(self).model_fields
-            if k not in SERVICE_FIELDS and k not in tensor_names
-        }
+        return {k: getattr(self, k) for k in _option_names(type(self), tensor_names)}
+
+
+@functools.cache
+def _option_names(model: type[LossParams], tensor_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields of ``model`` that are torch options (computed once per loss)."""
+    return tuple(k for k in model.model_fields if k not in SERVICE_FIELDS and k not in tensor_names)
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,9 @@ class CrossEntropy(Loss[CrossEntropyParams]):
                 "probabilities would need the input's shape",
             )
             y = integral(t, "target")
-            bad = (y != params.ignore_index) & ((y < 0) | (y >= n_classes))
-            if bad.any():
+            in_range = not y.size or (y.min() >= 0 and y.max() < n_classes)  # the usual case
+            bad = None if in_range else (y != params.ignore_index) & ((y < 0) | (y >= n_classes))
+            if bad is not None and bad.any():
                 raise InvalidInput.at(
                     "target",
                     f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}) "
@@ -131,7 +132,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             arrays["weight"] = floating(params.weight, dtype)
             floating_names.add("weight")
         # Rounding is monotonic: the extremes rounded give the rounded array's magnitude.
-        extremes = floating(np.array([x.min(), x.max()]), dtype) if x.size else x
+        extremes = x if not x.size else floating(np.array([x.min(), x.max()]), dtype)
         return Prepared(
             arrays=arrays,
             floating=frozenset(floating_names),
@@ -151,7 +152,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         xm = last_axis(x, class_dim)  # (..., C)
         n_classes = xm.shape[-1]
         weight = prep.arrays.get("weight")
-        w = np.ones(n_classes) if weight is None else weight
+        w: Any = 1.0 if weight is None else weight  # a scalar 1 multiplies like np.ones(C)
         eps = params.label_smoothing
         lse = logsumexp(xm, axis=-1)
         logp_cache: list[F64] = []
@@ -337,9 +338,11 @@ def _probability_reading(
         kept = y != params.ignore_index
         if not kept.any():
             return float("nan")
+        p = pick(pm, y if kept.all() else np.where(kept, y, 0))[kept]
+        if p.min() > 0:
+            return float(-np.log(p).sum() / p.size)  # what .mean() computes, without its wrapper
         with np.errstate(divide="ignore"):
-            picked = np.log(pick(pm, np.where(kept, y, 0)))
-        return float(-picked[kept].mean())
+            return float(-np.log(p).sum() / p.size)
     with np.errstate(divide="ignore"):
         logp = np.log(pm)
     t = last_axis(params.target.astype(np.float64), class_dim)

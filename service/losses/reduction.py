@@ -29,8 +29,10 @@ def reduce(losses: F64, reduction: str, denominator: float | None = None) -> F64
         return np.asarray(total)
     if reduction == "mean":
         count = float(losses.size) if denominator is None else float(denominator)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray(np.float64(total) / np.float64(count))
+        if count == 0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.asarray(np.float64(total) / np.float64(count))
+        return np.asarray(np.float64(total) / np.float64(count))
     raise ValueError(f"unknown reduction {reduction!r}")
 
 
