@@ -1,0 +1,85 @@
+"""Small bodies are answered before routing (``service.api.inline``), larger ones by the route:
+the two answer the same bytes, the same problems and the same statuses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from service import losses
+from service.app import create_app
+from service.losses import registry
+from service.losses.base import Loss
+from service.settings import Settings
+
+losses.load()
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def routed_app() -> FastAPI:
+    """The same service with inline answers switched off: every body goes through the route."""
+    return create_app(Settings(device="cpu", inline_max_bytes=0))
+
+
+@pytest.fixture(scope="module")
+async def routed(routed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with routed_app.router.lifespan_context(routed_app):
+        transport = httpx.ASGITransport(app=routed_app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+
+
+BODIES = [(loss, loss.example()) for loss in registry.all_losses()] + [
+    (loss, e.body) for loss in registry.all_losses() for e in loss.error_samples()
+]
+
+
+@pytest.mark.parametrize(
+    ("loss", "body"), BODIES, ids=[f"{loss.name}-{i}" for i, (loss, _) in enumerate(BODIES)]
+)
+async def test_inline_and_routed_answers_are_identical(
+    client: httpx.AsyncClient, routed: httpx.AsyncClient, loss: Loss[Any], body: dict[str, Any]
+) -> None:
+    raw = orjson.dumps(body)
+    assert len(raw) <= Settings().inline_max_bytes
+    inline = await client.post(f"/v1/losses/{loss.name}", content=raw)
+    route = await routed.post(f"/v1/losses/{loss.name}", content=raw)
+    assert (inline.status_code, inline.headers["content-type"]) == (
+        route.status_code,
+        route.headers["content-type"],
+    )
+    assert inline.content == route.content
+
+
+async def test_malformed_small_body_is_400_problem(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/losses/cross_entropy", content=b'{"input": [1,')
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["instance"] == "/v1/losses/cross_entropy"
+
+
+async def test_bodies_past_the_threshold_take_the_route(client: httpx.AsyncClient) -> None:
+    limit = Settings().inline_max_bytes
+    row = [0.5] * (limit // 8)
+    body = {"input": [row, row], "target": [0, 1]}
+    raw = orjson.dumps(body)
+    assert len(raw) > limit
+    r = await client.post("/v1/losses/cross_entropy", content=raw)
+    assert r.status_code == 200, r.text
+    small = await client.post(
+        "/v1/losses/cross_entropy", content=orjson.dumps(body | {"input": [[0.5, 0.5]] * 2})
+    )
+    assert small.status_code == 200
+    assert r.json().keys() == small.json().keys()
+
+
+async def test_unknown_loss_still_404(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/losses/no_such_loss", content=b"{}")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
