@@ -463,11 +463,11 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
     logits, target = large_arrays()
     raw = large_json_body(logits, target)
     binary, binary_headers = large_binary_body(logits, target)
+    json_headers = {"Content-Type": "application/json"}
     figures = []
     port = free_port()
     with serve("loss-service", service_cmd(port), port, "/v2/health/ready", SERVICE_ENV) as ours:
         conn = http.client.HTTPConnection(HOST, port, timeout=120)
-        json_headers = {"Content-Type": "application/json"}
 
         def post_json() -> None:
             status, data, _ = request(
@@ -479,7 +479,7 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
         # memory first, on a server that has served nothing large yet
         with peak_rss_growth(ours.pid) as first:
             post_json()
-        with peak_rss_growth(ours.pid) as steady:
+        with peak_rss_growth(ours.pid) as second:
             post_json()
         e2e = timed(post_json, args.large_rounds)
         floor = timed(parse_floor(raw), max(3, args.large_rounds // 2))
@@ -497,22 +497,7 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
                 e2e / floor <= 0.5,
             )
         )
-        growth = steady["growth_bytes"] / len(raw)
-        figures.append(
-            Figure(
-                "memory",
-                "peak RSS growth serving the large JSON",
-                steady["growth_bytes"] / 1e6,
-                "MB",
-                len(raw) / 1e6,
-                "body size",
-                growth,
-                "<= 2.5x",
-                growth <= 2.5,
-                note=f"first large request: {first['growth_bytes'] / len(raw):.2f}x"
-                + ("" if steady["method"] else " (sampled, VmHWM reset unavailable)"),
-            )
-        )
+        figures.append(memory_figure("the large JSON", [first, second], len(raw), 2.5))
 
         status, data, _ = request(
             port, "POST", "/v2/models/cross_entropy/infer", binary, binary_headers
@@ -524,8 +509,8 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
                     "POST /v2/models/cross_entropy/infer",
                     0,
                     "",
-                    note="skipped: "
-                    "the endpoint answers 404 (the Open Inference Protocol is not served)",
+                    note="skipped: the endpoint answers 404 "
+                    "(the Open Inference Protocol is not served by this build)",
                 )
             )
         elif status != 200:
@@ -539,7 +524,9 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
                 if code != 200:
                     raise RuntimeError(f"large binary: {code} {body[:300]!r}")
 
-            with peak_rss_growth(ours.pid) as binary_memory:
+            with peak_rss_growth(ours.pid) as binary_first:
+                post_binary()
+            with peak_rss_growth(ours.pid) as binary_second:
                 post_binary()
             e2e_binary = timed(post_binary, args.large_rounds)
             floor_binary = timed(compute_floor(logits, target), args.large_rounds)
@@ -556,19 +543,8 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
                     e2e_binary / floor_binary <= 1.5,
                 )
             )
-            growth_binary = binary_memory["growth_bytes"] / len(binary)
             figures.append(
-                Figure(
-                    "memory",
-                    "peak RSS growth serving the large binary",
-                    binary_memory["growth_bytes"] / 1e6,
-                    "MB",
-                    len(binary) / 1e6,
-                    "body size",
-                    growth_binary,
-                    "<= 1.5x",
-                    growth_binary <= 1.5,
-                )
+                memory_figure("the large binary", [binary_first, binary_second], len(binary), 1.5)
             )
         conn.close()
 
@@ -578,29 +554,45 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
             {"input": logits, "target": target}, option=orjson.OPT_SERIALIZE_NUMPY
         )
         with serve("obvious", obvious_cmd(port), port, "/docs") as obvious:
-            request(
-                port, "POST", "/cross_entropy", obvious_body, {"Content-Type": "application/json"}
-            )
-            with peak_rss_growth(obvious.pid) as theirs:
-                request(
-                    port,
-                    "POST",
-                    "/cross_entropy",
-                    obvious_body,
-                    {"Content-Type": "application/json"},
-                )
-            figures.append(
-                Figure(
-                    "memory",
-                    "for comparison: the obvious service, same JSON",
-                    theirs["growth_bytes"] / 1e6,
-                    "MB",
-                    len(obvious_body) / 1e6,
-                    "body size",
-                    theirs["growth_bytes"] / len(obvious_body),
-                )
-            )
+            measured = []
+            for _ in range(2):
+                with peak_rss_growth(obvious.pid) as theirs:
+                    status, data, _ = request(
+                        port, "POST", "/cross_entropy", obvious_body, json_headers
+                    )
+                if status != 200:
+                    raise RuntimeError(f"obvious service: {status} {data[:300]!r}")
+                measured.append(theirs)
+            figure = memory_figure("the same JSON", measured, len(obvious_body), None)
+            figure.what = "for comparison, the obvious service: " + figure.what
+            figures.append(figure)
     return figures
+
+
+def memory_figure(
+    what: str, measured: list[dict[str, float]], body: int, target: float | None
+) -> Figure:
+    """The worse of a cold server's first large request and the next one: the first pays
+    one-time costs, the next may find the allocator's retained memory fragmented."""
+    worst = max(m["growth_bytes"] for m in measured)
+    ratio = worst / body
+    note = ", ".join(
+        f"request {i + 1}: {m['growth_bytes'] / body:.2f}x" for i, m in enumerate(measured)
+    )
+    if not all(m["method"] for m in measured):
+        note += " (sampled every ms: VmHWM reset unavailable)"
+    return Figure(
+        "memory",
+        f"peak RSS growth serving {what} (worse of 2)",
+        worst / 1e6,
+        "MB",
+        body / 1e6,
+        "body size",
+        ratio,
+        "" if target is None else f"<= {target}x",
+        None if target is None else ratio <= target,
+        note=note,
+    )
 
 
 # -- report ---------------------------------------------------------------------------------
