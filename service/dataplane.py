@@ -186,7 +186,9 @@ class Dataplane:
 
 
 def params_reduces(params: LossParams) -> bool:
-    return getattr(params, "reduction", "mean") == "mean"
+    """Whether the reduction divides by a denominator: 'mean', or a loss's own such as
+    'batchmean'; 'none' and 'sum' divide by nothing."""
+    return getattr(params, "reduction", "mean") not in ("none", "sum")
 
 
 def parse_json(raw: bytes) -> Any:
