@@ -1,8 +1,9 @@
 """Negative log-likelihood of class indices: ``torch.nn.functional.nll_loss``.
 
 The input holds *log-probabilities* (what ``log_softmax`` returns), shape ``(C)``, ``(N, C)`` or
-``(N, C, d1, ..., dK)``; the target holds class indices of shape ``()``, ``(N)`` or
-``(N, d1, ..., dK)``. Torch does not normalise anything: each element's loss is
+``(N, C, d1, ..., dK)``; the target holds class indices of shape ``()`` (or ``(1)``, which torch
+also accepts for a ``(C)`` input), ``(N)`` or ``(N, d1, ..., dK)``. Torch does not normalise
+anything: each element's loss is
 
     ℓ = -w_y · x_y          (0 where y == ignore_index)
 
@@ -90,8 +91,11 @@ class NllLoss(Loss[NllLossParams]):
                 "input", f"the class dimension is empty (shape {shape_str(x.shape)})"
             )
         expected = x.shape[:class_dim] + x.shape[class_dim + 1 :]
-        require_shape(params.target, "target", expected, f"class indices for input {x.shape}")
-        y = integral(params.target, "target")
+        target = params.target
+        if x.ndim == 1 and target.shape == (1,):
+            target = target.reshape(())  # torch reads a (1) target of a (C) input as one index
+        require_shape(target, "target", expected, f"class indices for input {shape_str(x.shape)}")
+        y = integral(target, "target")
         bad = (y != params.ignore_index) & ((y < 0) | (y >= n_classes))
         if bad.any():
             raise InvalidInput.at(
@@ -249,6 +253,7 @@ class NllLoss(Loss[NllLossParams]):
                 "a zero class weight",
             )
         yield Sample({"input": [-0.5, -1.5, -2.5], "target": 2}, "rank 1, target a scalar")
+        yield Sample({"input": [-0.5, -1.5, -2.5], "target": [2]}, "rank 1, a (1) target")
         yield Sample({"input": [-0.5, -1.5, -2.5], "target": -100}, "rank 1, target ignored")
         yield Sample({"input": [[-1e4, 0.0]], "target": [0]}, "extreme log-probability")
 
