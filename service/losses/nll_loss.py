@@ -139,10 +139,12 @@ class NllLoss(Loss[NllLossParams]):
             breakdown={"target_log_prob": x_y, "weight": w_y, "ignored": ~kept},
         )
         if "grad" in include:
-            with np.errstate(divide="ignore"):
+            # Torch gives ignored elements a zero gradient, also when 'mean' divides by 0.
+            at_target = (np.arange(n_classes) == safe[..., None]) & kept[..., None]
+            with np.errstate(divide="ignore", invalid="ignore"):
                 g = np.float64(1.0) / denominator if params.reduction == "mean" else 1.0
-            onehot = np.arange(n_classes) == safe[..., None]
-            ref.grads["input"] = np.moveaxis(-g * w_y[..., None] * onehot, -1, class_dim)
+                grad = np.where(at_target, -g * w_y[..., None], 0.0)
+            ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
         return ref
 
     def warnings(self, params: NllLossParams, prep: Prepared) -> list[LossWarning]:

@@ -269,6 +269,7 @@ def _rates(x: F64, params: PoissonNllLossParams) -> tuple[F64, F64]:
 def _stirling(t: F64) -> F64:
     """k·log k - k + ½·log(2πk) where k > 1, else 0: the approximation of log k!."""
     safe = np.where(t > 1, t, 2.0)
-    term = safe * np.log(safe) - safe + 0.5 * np.log(2 * math.pi * safe)
+    with np.errstate(invalid="ignore"):  # inf - inf for a count that overflowed the dtype
+        term = safe * np.log(safe) - safe + 0.5 * np.log(2 * math.pi * safe)
     out: F64 = np.where(t > 1, term, 0.0)
     return out

@@ -108,3 +108,21 @@ def test_shape_rules_are_torchs(
 def test_out_of_range_class_is_refused_where_torch_raises(dataplane: Dataplane) -> None:
     assert torch_refuses(lambda: F.nll_loss(f64([[-1.0, -0.5]]), torch.tensor([2])))
     assert service_refuses(dataplane, NLL, {"input": [[-1.0, -0.5]], "target": [2]}) == "target"
+
+
+@pytest.mark.parametrize(
+    ("target", "weight"),
+    [([1, 1], None), ([0, 1], [0.0, 0.0, 1.0]), ([0, 2], [0.0, 1.0, 1.0])],
+    ids=["all ignored", "kept weights sum to 0", "one zero weight"],
+)
+def test_gradient_where_mean_divides_by_zero_is_torchs(
+    dataplane: Dataplane, target: list[int], weight: list[float] | None
+) -> None:
+    x = [[-1.0, -0.5, -2.0], [-0.3, -2.0, -1.5]]
+    body = {"input": x, "target": target, "weight": weight, "ignore_index": 1}
+    out = dataplane.compute(NLL, body | {"include": ["grad"], "dtype": "float64"})
+    xs = f64(x).requires_grad_()
+    tw = None if weight is None else f64(weight)
+    (g,) = torch.autograd.grad(F.nll_loss(xs, torch.tensor(target), tw, ignore_index=1), [xs])
+    np.testing.assert_array_equal(out["extras"]["grad"]["input"], g.numpy())
+    assert out["reference"]["grad"]["input"]["agrees"]  # NaN only where torch has NaN
