@@ -76,12 +76,12 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
             bad = x[(x < 0) | (x > 1)].flat[0]
             raise InvalidInput.at(
                 "input",
-                f"probabilities must lie in [0, 1], got {bad!r} (torch refuses it). For logits, "
-                "use binary_cross_entropy_with_logits.",
+                f"probabilities must lie in [0, 1], got {float(bad)!r} (torch refuses it). "
+                "For logits, use binary_cross_entropy_with_logits.",
             )
         if t.size and (t.min() < 0 or t.max() > 1):
             bad = t[(t < 0) | (t > 1)].flat[0]
-            raise InvalidInput.at("target", f"targets must lie in [0, 1], got {bad!r}")
+            raise InvalidInput.at("target", f"targets must lie in [0, 1], got {float(bad)!r}")
         arrays: dict[str, Any] = {"input": x, "target": t}
         if params.weight is not None:
             require_broadcasts_into(params.weight, "weight", x.shape, "torch expands it")
