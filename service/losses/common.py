@@ -29,7 +29,7 @@ def integral(arr: npt.NDArray[Any], field: str, what: str = "class indices") -> 
         return arr.astype(np.int64, copy=False)
     if arr.size and not np.all(np.floor(arr) == arr):
         bad = arr[np.floor(arr) != arr].flat[0]
-        raise InvalidInput.at(field, f"{what} must be whole numbers, got {bad!r}")
+        raise InvalidInput.at(field, f"{what} must be whole numbers, got {float(bad)!r}")
     if arr.size and np.abs(arr).max() >= 2.0**63:
         raise InvalidInput.at(field, f"{what} out of the 64-bit integer range")
     return arr.astype(np.int64)
