@@ -6,17 +6,24 @@ naming the field, with the reason phrased for the client.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ValidationInfo
 
+from service.arrays import DEFAULT_LIMITS, ArrayLimits
 from service.dtypes import round_to_dtype
 from service.errors import InvalidInput
 from service.losses.base import LossWarning
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def floating(arr: npt.NDArray[Any], dtype: str) -> F64:
@@ -130,3 +137,51 @@ def broadcast_mismatch_warning(
             "broadcast_shape": list(result_shape),
         },
     )
+
+
+def element_limit(info: ValidationInfo) -> int:
+    """The most elements one tensor may hold, as configured (the validation context's limits)."""
+    limits: ArrayLimits = (info.context or {}).get("limits", DEFAULT_LIMITS)
+    return limits.max_elements
+
+
+def check_broadcast_size(a: tuple[int, ...], b: tuple[int, ...], info: ValidationInfo) -> None:
+    """Refuse (``ValueError``, for a field validator) shapes whose broadcast holds more elements
+    than one tensor may: an input of (100000, 1) against a target of (100000) is a small body
+    but a 10^10-element computation. Shapes that do not broadcast are left to ``prepare``."""
+    try:
+        shape = np.broadcast_shapes(a, b)
+    except ValueError:
+        return
+    size = int(np.prod(shape, dtype=np.float64))
+    if size > element_limit(info):
+        raise ValueError(
+            f"broadcasting {shape_str(b)} with input {shape_str(a)} gives {shape_str(shape)}, "
+            f"{size} elements; the limit is {element_limit(info)}"
+        )
+
+
+def ieee_quiet(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` with NumPy's floating-point warnings off.
+
+    Inputs rounded to a narrow dtype can be ±inf (float16 ends at 65504), and then the reference
+    meets inf - inf or 0·inf and yields NaN, exactly as IEEE arithmetic (and torch) does. NumPy's
+    RuntimeWarnings about it would only reach the log, or fail a test run that treats warnings
+    as errors."""
+
+    @functools.wraps(fn)
+    def quiet(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return quiet
+
+
+def grad_scale(reduction: str, denominator: float) -> np.float64:
+    """The factor the reduction puts on each element's gradient: 1/denominator for ``mean``
+    (inf over a zero denominator, so the gradient is NaN or inf like the value; NumPy division,
+    since Python's would raise), 1 otherwise."""
+    if reduction != "mean":
+        return np.float64(1.0)
+    with np.errstate(divide="ignore"):
+        return np.float64(1.0) / np.float64(denominator)

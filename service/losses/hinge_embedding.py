@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+import numpy.typing as npt
+from pydantic import Field, ValidationInfo, field_validator
 
 from service.losses.base import (
     ErrorSample,
@@ -38,7 +39,10 @@ from service.losses.base import (
 from service.losses.common import (
     broadcast_mismatch_warning,
     broadcast_shape_checked,
+    check_broadcast_size,
     floating,
+    grad_scale,
+    ieee_quiet,
     scale_of,
     sum_to_shape,
 )
@@ -55,6 +59,14 @@ class HingeEmbeddingLossParams(LossParams):
     )
     margin: float = Field(default=1.0, description="Distance dissimilar pairs are pushed beyond.")
     reduction: Reduction = "mean"
+
+    @field_validator("target")
+    @classmethod
+    def _broadcast_fits(cls, target: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArray[Any]:
+        x = info.data.get("input")
+        if x is not None:
+            check_broadcast_size(x.shape, target.shape, info)
+        return target
 
 
 @register
@@ -75,6 +87,7 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
             scale=max(scale_of(x), abs(params.margin)),  # losses grow with the margin too
         )
 
+    @ieee_quiet
     def reference(
         self, params: HingeEmbeddingLossParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
@@ -93,12 +106,12 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
             breakdown={"margin_term": margin_term, "distance_term": distance_term},
         )
         if "grad" in include:
-            with np.errstate(divide="ignore"):
-                g = 1.0 / losses.size if params.reduction == "mean" else 1.0
+            g = grad_scale(params.reduction, losses.size)
             slope = similar.astype(np.float64) - (dissimilar & (gap >= 0))
             ref.grads["input"] = sum_to_shape(g * slope, x0.shape)
         return ref
 
+    @ieee_quiet
     def warnings(self, params: HingeEmbeddingLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         t = np.asarray(params.target, dtype=np.float64)

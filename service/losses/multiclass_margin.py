@@ -21,12 +21,13 @@ it from ∂/∂x_y; targets and weights are not differentiable.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+import torch
+from pydantic import Field, ValidationInfo, field_validator
 
 from service.errors import InvalidInput
 from service.losses.base import (
@@ -40,14 +41,41 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import I64, floating, integral, require_shape, scale_of, shape_str
+from service.losses.common import (
+    I64,
+    element_limit,
+    floating,
+    grad_scale,
+    ieee_quiet,
+    integral,
+    require_shape,
+    scale_of,
+    shape_str,
+)
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
 REDUCTIONS = ("none", "mean", "sum")
 
+P = TypeVar("P", bound=LossParams)
+
 #: Rows × classes of the (pairs, C) blocks the multilabel reference works through at once.
 BLOCK_ELEMENTS = 1 << 20
+
+
+class ClassScoresLoss(Loss[P]):
+    """The torch call of both losses, with a missing low-precision kernel named as such."""
+
+    def torch_loss(self, params: P, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        try:
+            return super().torch_loss(params, tensors)
+        except NotImplementedError as exc:  # torch 2.13 has no CPU kernel for float16/bfloat16
+            x = tensors["input"]
+            raise InvalidInput.at(
+                "dtype",
+                f"torch {torch.__version__} has no {self.name} kernel for "
+                f"{str(x.dtype).removeprefix('torch.')} on {x.device.type}; use float32 or float64",
+            ) from exc
 
 
 def class_scores_shape(x: npt.NDArray[Any], reduction: str) -> tuple[int, int]:
@@ -68,10 +96,6 @@ def class_scores_shape(x: npt.NDArray[Any], reduction: str) -> tuple[int, int]:
     return int(n), int(c)
 
 
-def _gradient_scale(reduction: str, n: int) -> float:
-    return 1.0 / n if reduction == "mean" else 1.0
-
-
 class MultiMarginLossParams(LossParams):
     input: Tensor = Field(description="Class scores, shape (C) or (N, C).")
     target: Tensor = Field(description="Class index per sample in [0, C), shape () or (N).")
@@ -84,7 +108,7 @@ class MultiMarginLossParams(LossParams):
 
 
 @register
-class MultiMarginLoss(Loss[MultiMarginLossParams]):
+class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
     name = "multi_margin_loss"
     summary = "Multi-class hinge loss: the right class's score against every other class's."
     formula = "loss_n = (1/C)·Σ_{i≠y} w_y·max(0, margin - x_y + x_i)^p"
@@ -119,6 +143,7 @@ class MultiMarginLoss(Loss[MultiMarginLossParams]):
             scale=scale_of(arrays["input"]),
         )
 
+    @ieee_quiet
     def reference(
         self, params: MultiMarginLossParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
@@ -144,13 +169,14 @@ class MultiMarginLoss(Loss[MultiMarginLossParams]):
         value = reduce(losses, params.reduction, float(n))
         ref = Reference(value=value, losses=losses, denominator=float(n), breakdown=breakdown)
         if "grad" in include:
-            g = _gradient_scale(params.reduction, n)
+            g = grad_scale(params.reduction, n)
             slope = np.where(active, params.p * np.where(active, z, 0.0) ** (params.p - 1), 0.0)
             grad = g * w_y[:, None] * slope / c
             grad[rows, labels] -= grad.sum(axis=1)
             ref.grads["input"] = grad.reshape(prep.arrays["input"].shape)
         return ref
 
+    @ieee_quiet
     def warnings(self, params: MultiMarginLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         if prep.facts["classes"] == 1:
@@ -241,6 +267,12 @@ class MultiMarginLoss(Loss[MultiMarginLossParams]):
         yield ErrorSample(ok | {"size_average": True}, "size_average", "deprecated argument")
 
 
+def label_lists(t: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """For each entry of each row, whether it is read: it comes before the row's first -1."""
+    read: npt.NDArray[np.bool_] = np.cumsum(t < 0, axis=-1) == 0
+    return read
+
+
 class MultilabelMarginLossParams(LossParams):
     input: Tensor = Field(description="Class scores, shape (C) or (N, C).")
     target: Tensor = Field(
@@ -249,15 +281,25 @@ class MultilabelMarginLossParams(LossParams):
     )
     reduction: Reduction = "mean"
 
-
-def label_lists(t: I64) -> npt.NDArray[np.bool_]:
-    """For each entry of each row, whether it is read: it comes before the row's first -1."""
-    read: npt.NDArray[np.bool_] = np.cumsum(t < 0, axis=-1) == 0
-    return read
+    @field_validator("target")
+    @classmethod
+    def _pairs_fit(cls, target: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArray[Any]:
+        """Torch and the reference compare every label with every class: refuse a request whose
+        (label, class) pairs outnumber what one tensor may hold, rather than run for minutes."""
+        x = info.data.get("input")
+        if x is None or x.ndim == 0 or x.shape[-1] == 0 or target.size != x.size:
+            return target  # prepare refuses the shapes
+        c = x.shape[-1]
+        pairs = int(label_lists(target.reshape(-1, c)).sum()) * c
+        if pairs > element_limit(info):
+            raise ValueError(
+                f"{pairs} (label, class) pairs to compare; the limit is {element_limit(info)}"
+            )
+        return target
 
 
 @register
-class MultilabelMarginLoss(Loss[MultilabelMarginLossParams]):
+class MultilabelMarginLoss(ClassScoresLoss[MultilabelMarginLossParams]):
     name = "multilabel_margin_loss"
     summary = "Multi-label hinge loss: each label's score against every non-label's."
     formula = "loss_n = (1/C)·Σ_{j∈labels} Σ_{i∉labels} max(0, 1 - (x_{y_j} - x_i))"
@@ -292,6 +334,7 @@ class MultilabelMarginLoss(Loss[MultilabelMarginLossParams]):
             scale=scale_of(x),
         )
 
+    @ieee_quiet
     def reference(
         self, params: MultilabelMarginLossParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
@@ -308,7 +351,7 @@ class MultilabelMarginLoss(Loss[MultilabelMarginLossParams]):
         totals = np.zeros(n)
         violations = np.zeros(n, dtype=np.int64)
         grad = np.zeros((n, c)) if "grad" in include else None
-        g = _gradient_scale(params.reduction, n) / c
+        g = grad_scale(params.reduction, n) / c
         block = max(1, BLOCK_ELEMENTS // c)
         for start in range(0, pair_rows.size, block):
             rows = pair_rows[start : start + block]
@@ -337,6 +380,7 @@ class MultilabelMarginLoss(Loss[MultilabelMarginLossParams]):
             ref.grads["input"] = grad.reshape(x_in.shape)
         return ref
 
+    @ieee_quiet
     def warnings(self, params: MultilabelMarginLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         c = prep.facts["classes"]

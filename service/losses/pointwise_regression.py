@@ -10,7 +10,8 @@ element's loss ℓ(d) is
 
 multiplied by the element-wise ``weight`` where the function takes one (mse, l1 and huber).
 Torch 2.13 requires that weight to have the *input's* shape and broadcasts it against the
-losses. Shapes that differ are legal but usually a mistake (torch itself warns).
+losses. Shapes that differ are legal but usually a mistake: torch warns, the service says why
+in its own warning (and refuses a broadcast larger than one tensor may be).
 
 Reduction: ``sum`` adds every element of the broadcast shape. ``mean`` divides by the number of
 those elements, except that mse_loss and l1_loss *with* a weight divide by Σ weight, taken over
@@ -18,8 +19,8 @@ the weight's own (the input's) shape even when the target broadcasts the losses 
 huber_loss with a weight still divides by the count. A mean over nothing is NaN, and so is a
 weighted mean whose weights sum to 0 over zero losses.
 
-Gradients, with g = 1/denominator for ``mean`` (else 1) and ℓ' = 2d, sign(d) (0 at d = 0, as
-torch's ``sgn``), clamp(d/β, -1, 1) (sign(d) when β = 0), clamp(d, -δ, δ):
+Gradients, with g = 1/denominator for ``mean`` (else 1) and ℓ' = 2d, sign(d) (0 at d = 0 and at
+NaN, as torch's ``sgn``), clamp(d/β, -1, 1) (sign(d) when β = 0), clamp(d, -δ, δ):
 ∂/∂input = g·w·ℓ'(d) and ∂/∂target = -g·w·ℓ'(d), each summed back over the broadcast axes;
 ∂/∂weight_k = g·Σ_{b→k} ℓ(d_b), minus value/Σw for the weighted mean (the weight is in the
 denominator too).
@@ -33,7 +34,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from service.losses.base import (
     ErrorSample,
@@ -50,7 +51,10 @@ from service.losses.common import (
     F64,
     broadcast_mismatch_warning,
     broadcast_shape_checked,
+    check_broadcast_size,
     floating,
+    grad_scale,
+    ieee_quiet,
     require_shape,
     scale_of,
     shape_str,
@@ -69,6 +73,14 @@ class PointwiseParams(LossParams):
         "warns about)."
     )
     reduction: Reduction = "mean"
+
+    @field_validator("target")
+    @classmethod
+    def _broadcast_fits(cls, target: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArray[Any]:
+        x = info.data.get("input")
+        if x is not None:
+            check_broadcast_size(x.shape, target.shape, info)
+        return target
 
 
 class WeightedPointwiseParams(PointwiseParams):
@@ -103,6 +115,11 @@ class HuberLossParams(WeightedPointwiseParams):
 
 
 P = TypeVar("P", bound=PointwiseParams)
+
+
+def torch_sign(d: F64) -> F64:
+    """sign(d) as torch's ``sgn`` has it: 0 at 0, and 0 (not NaN) at NaN (inf - inf)."""
+    return np.where(np.isnan(d), 0.0, np.sign(d))
 
 
 def _weight(params: PointwiseParams) -> npt.NDArray[Any] | None:
@@ -182,6 +199,7 @@ class PointwiseLoss(Loss[P]):
             return total / w.sum()
         return fn(xb, yb, **kwargs, weight=wb)  # type: ignore[no-any-return]
 
+    @ieee_quiet
     def reference(self, params: P, prep: Prepared, include: frozenset[str]) -> Reference:
         x, y = prep.arrays["input"], prep.arrays["target"]
         xb, yb = np.broadcast_arrays(x, y)
@@ -203,18 +221,18 @@ class PointwiseLoss(Loss[P]):
         ref = Reference(value=value, losses=losses, denominator=denominator, breakdown=breakdown)
         if "grad" in include:
             mean = params.reduction == "mean"
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = 1.0 / denominator if mean else 1.0
-                through = g * wb * self.derivative(d, params)
-                ref.grads["input"] = sum_to_shape(through, x.shape)
-                ref.grads["target"] = sum_to_shape(-through, y.shape)
-                if w is not None:
-                    gw = sum_to_shape(g * unweighted, w.shape)
-                    if mean and self.mean_over_weights:
-                        gw = gw - float(value) / denominator
-                    ref.grads["weight"] = gw
+            g = grad_scale(params.reduction, denominator)
+            through = g * wb * self.derivative(d, params)
+            ref.grads["input"] = sum_to_shape(through, x.shape)
+            ref.grads["target"] = sum_to_shape(-through, y.shape)
+            if w is not None:
+                gw = sum_to_shape(g * unweighted, w.shape)
+                if mean and self.mean_over_weights:
+                    gw = gw - np.float64(value) / np.float64(denominator)
+                ref.grads["weight"] = gw
         return ref
 
+    @ieee_quiet
     def warnings(self, params: P, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         x_shape, y_shape = params.input.shape, params.target.shape
@@ -382,7 +400,7 @@ class L1Loss(PointwiseLoss[L1LossParams]):
         return np.abs(d)
 
     def derivative(self, d: F64, params: L1LossParams) -> F64:
-        return np.sign(d)
+        return torch_sign(d)
 
 
 @register
@@ -404,7 +422,7 @@ class SmoothL1Loss(PointwiseLoss[SmoothL1LossParams]):
 
     def derivative(self, d: F64, params: SmoothL1LossParams) -> F64:
         if params.beta == 0.0:
-            return np.sign(d)
+            return torch_sign(d)
         return np.clip(d / params.beta, -1.0, 1.0)
 
     def zones(self, d: F64, params: SmoothL1LossParams) -> dict[str, npt.NDArray[Any]]:

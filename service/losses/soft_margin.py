@@ -45,6 +45,8 @@ from service.losses.common import (
     broadcast_mismatch_warning,
     broadcast_shape_checked,
     floating,
+    grad_scale,
+    ieee_quiet,
     scale_of,
     shape_str,
     sum_to_shape,
@@ -137,6 +139,7 @@ class SoftMarginLoss(Loss[SoftMarginLossParams]):
             exp_limit=EXP_LIMIT[dtype],
         )
 
+    @ieee_quiet
     def reference(
         self, params: SoftMarginLossParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
@@ -152,11 +155,11 @@ class SoftMarginLoss(Loss[SoftMarginLossParams]):
             breakdown={"margin": margin},
         )
         if "grad" in include:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = 1.0 / losses.size if params.reduction == "mean" else 1.0
-                ref.grads["input"] = -g * y * sigmoid(-margin)
+            g = grad_scale(params.reduction, losses.size)
+            ref.grads["input"] = -g * y * sigmoid(-margin)
         return ref
 
+    @ieee_quiet
     def warnings(self, params: SoftMarginLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         odd = target_values_warning(
@@ -304,6 +307,7 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
             scale=scale_of(x),
         )
 
+    @ieee_quiet
     def reference(
         self, params: MultilabelSoftMarginLossParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
@@ -314,8 +318,7 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
         n_classes = x.shape[-1]
         per_class = -(t * log_sigmoid(x) + (1.0 - t) * log_sigmoid(-x))
         weighted = per_class * wb
-        with np.errstate(divide="ignore", invalid="ignore"):
-            losses = weighted.sum(axis=-1) / n_classes
+        losses = weighted.sum(axis=-1) / n_classes
         value = reduce(losses, params.reduction)
         ref = Reference(
             value=value,
@@ -324,14 +327,14 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
             breakdown={"per_class": weighted},
         )
         if "grad" in include:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = (1.0 / losses.size if params.reduction == "mean" else 1.0) / n_classes
-                ref.grads["input"] = g * wb * (sigmoid(x) - t)
-                ref.grads["target"] = sum_to_shape(-g * wb * x, prep.arrays["target"].shape)
-                if w is not None:
-                    ref.grads["weight"] = sum_to_shape(g * per_class, w.shape)
+            g = grad_scale(params.reduction, losses.size) / np.float64(n_classes)
+            ref.grads["input"] = g * wb * (sigmoid(x) - t)
+            ref.grads["target"] = sum_to_shape(-g * wb * x, prep.arrays["target"].shape)
+            if w is not None:
+                ref.grads["weight"] = sum_to_shape(g * per_class, w.shape)
         return ref
 
+    @ieee_quiet
     def warnings(self, params: MultilabelSoftMarginLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         t = params.target.astype(np.float64)
