@@ -37,6 +37,7 @@ from service.losses.base import (
 from service.losses.common import (
     F64,
     floating,
+    grad_scale,
     integral,
     logsumexp,
     require_shape,
@@ -172,7 +173,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         if "softmax" in include:
             ref.extras["softmax"] = np.moveaxis(np.exp(logp), -1, class_dim)
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" else 1.0
+            g = grad_scale(params.reduction, denominator)  # inf, not a crash, over 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 grad = g * (coef.sum(axis=-1, keepdims=True) * np.exp(logp) - coef)
             ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
