@@ -37,6 +37,7 @@ from service.losses.base import (
 from service.losses.common import (
     F64,
     floating,
+    grad_scale,
     integral,
     logsumexp,
     require_shape,
@@ -172,8 +173,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         if "softmax" in include:
             ref.extras["softmax"] = np.moveaxis(np.exp(logp), -1, class_dim)
         if "grad" in include:
-            with np.errstate(divide="ignore"):
-                g = np.float64(1.0) / denominator if params.reduction == "mean" else 1.0
+            g = grad_scale(params.reduction, denominator)  # inf, not a crash, over 0
             core = coef.sum(axis=-1, keepdims=True) * np.exp(logp) - coef
             # Ignored elements have no coefficient: torch gives them a zero gradient even when
             # 'mean' divides by a zero denominator.
