@@ -215,7 +215,8 @@ def compare(
     finite = np.isfinite(a) & np.isfinite(b)
     if not np.all(same | finite):
         return Comparison(float("inf"), float("inf"), False)
-    diff = np.where(same, 0.0, np.abs(a - b))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+        diff = np.where(same, 0.0, np.abs(a - b))
     if diff.size == 0:
         return Comparison(0.0, 0.0, True)
     with np.errstate(divide="ignore", invalid="ignore"):
