@@ -53,6 +53,39 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
         )
 
 
+def broadcast_named(*operands: tuple[str, tuple[int, ...]]) -> tuple[int, ...]:
+    """The broadcast shape of named operands taken in order, as torch's element-wise ops do.
+
+    Broadcasting one operand after another gives the same result as broadcasting them all at
+    once, so the first operand that fails against those before it is the one to name."""
+    shape: tuple[int, ...] = ()
+    seen: list[str] = []
+    for field, operand in operands:
+        try:
+            shape = tuple(np.broadcast_shapes(shape, operand))
+        except ValueError:
+            others = ", ".join(f"'{s}'" for s in seen)
+            raise InvalidInput.at(
+                field,
+                f"shape {shape_str(operand)} does not broadcast with {others} "
+                f"(broadcast so far: {shape_str(shape)})",
+            ) from None
+        seen.append(field)
+    return shape
+
+
+def sum_grad_to_shape(grad: F64, shape: tuple[int, ...]) -> F64:
+    """The gradient of a broadcast operand: ``grad`` (of the broadcast result) summed over the
+    dimensions broadcasting added or stretched, which is what autograd returns."""
+    lead = grad.ndim - len(shape)
+    out = grad.sum(axis=tuple(range(lead))) if lead > 0 else grad
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
+    if stretched:
+        out = out.sum(axis=stretched, keepdims=True)
+    result: F64 = np.asarray(out, dtype=np.float64).reshape(shape)
+    return result
+
+
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
     """Magnitude of the inputs, which sets the absolute tolerance of the comparison."""
     peak = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
