@@ -196,8 +196,9 @@ class CTCLoss(Loss[CTCParams]):
 
     def reference(self, params: CTCParams, prep: Prepared, include: frozenset[str]) -> Reference:
         b = _batch(prep, params.blank)
+        lat = _Lattice.of(b, params.blank)
         want_lattice = bool(include & {"grad", "posterior"})
-        ll, alpha, beta, ext = _lattice(b, params.blank, keep=want_lattice)
+        ll, alphas = _forward(b, lat, keep=want_lattice)
         nll = -ll
         zeroed = (nll == np.inf) & params.zero_infinity
         per_sample = np.where(zeroed, 0.0, nll)
@@ -224,10 +225,8 @@ class CTCLoss(Loss[CTCParams]):
             denominator=None,
             breakdown={k: np.asarray(v).reshape(shape) for k, v in breakdown.items()},
         )
-        if want_lattice:
-            assert alpha is not None
-            assert beta is not None
-            posterior = _posterior(b, alpha, beta, ext, nll)
+        if alphas is not None:
+            posterior = _posterior(b, lat, alphas, nll)
             if "posterior" in include:
                 ref.extras["posterior"] = _layout(posterior, batched)
             if "grad" in include:
@@ -293,8 +292,9 @@ class CTCLoss(Loss[CTCParams]):
                         "infinite_loss",
                         f"{short.size} target(s) cannot be aligned to their input ({shown}: each "
                         "label needs a frame, and repeated labels a blank between them), so "
-                        "their loss is infinite and so is any reduction. Check input_lengths and "
-                        "target_lengths, or pass zero_infinity=true to zero these losses.",
+                        "their loss is infinite, and so is a 'sum' or 'mean'. Check "
+                        "input_lengths and target_lengths, or pass zero_infinity=true to zero "
+                        "these losses.",
                         {"samples": short.tolist()},
                     )
                 )
@@ -449,16 +449,31 @@ def _batch(prep: Prepared, blank: int) -> _Batch:
     return _Batch(lp3, labels, il, tl)
 
 
-def _extended(b: _Batch, blank: int) -> tuple[I64, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """l' per sample, padded with blanks; which of its states exist; where the skip s-2 -> s is
-    allowed (a label differing from the label two states back)."""
-    n, longest = b.labels.shape
-    ext = np.full((n, 2 * longest + 1), blank, dtype=np.int64)
-    ext[:, 1::2] = b.labels
-    exists = np.arange(ext.shape[1])[None, :] < (2 * b.target_lengths + 1)[:, None]
-    skip = np.zeros(ext.shape, dtype=bool)
-    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
-    return ext, exists, skip
+@dataclass(frozen=True)
+class _Lattice:
+    """The extended label sequences l' (padded with blanks to 2L_max + 1 states), which of
+    their states exist, and where the skip s-2 -> s is allowed (a label differing from the
+    label two states back)."""
+
+    ext: I64
+    exists: npt.NDArray[np.bool_]
+    skip: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, b: _Batch, blank: int) -> _Lattice:
+        n, longest = b.labels.shape
+        ext = np.full((n, 2 * longest + 1), blank, dtype=np.int64)
+        ext[:, 1::2] = b.labels
+        exists = np.arange(ext.shape[1])[None, :] < (2 * b.target_lengths + 1)[:, None]
+        skip = np.zeros(ext.shape, dtype=bool)
+        skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+        return cls(ext, exists, skip)
+
+    def emit(self, b: _Batch, t: int) -> F64:
+        """log y_t(l'_s) for every sample and state (N, S'); -inf for states that do not exist."""
+        rows = np.arange(self.ext.shape[0])[:, None]
+        out: F64 = np.where(self.exists, b.log_probs[t][rows, self.ext], NEG_INF)
+        return out
 
 
 def _shift(x: F64, by: int) -> F64:
@@ -481,70 +496,64 @@ def _logsumexp3(a: F64, b: F64, c: F64) -> F64:
     return out
 
 
-def _lattice(b: _Batch, blank: int, keep: bool) -> tuple[F64, F64 | None, F64 | None, I64]:
-    """log p(l | x) per sample by the forward recursion (and, with ``keep``, every α_t and β_t,
-    shape (T, N, 2L_max + 1)). Samples advance together; one past its input length stays put."""
-    frames, n, _ = b.log_probs.shape
-    ext, exists, skip = _extended(b, blank)
-    emit = np.take_along_axis(b.log_probs, np.broadcast_to(ext, (frames, *ext.shape)), axis=2)
-    emit = np.where(exists[None], emit, NEG_INF)
-    alpha = np.full(ext.shape, NEG_INF)
-    alpha[:, 0] = emit[0, :, 0]
-    if ext.shape[1] > 1:
-        alpha[:, 1] = emit[0, :, 1]
-    alphas = np.full(emit.shape, NEG_INF) if keep else None
+def _forward(b: _Batch, lat: _Lattice, keep: bool) -> tuple[F64, F64 | None]:
+    """log p(l | x) per sample by the forward recursion, and with ``keep`` every α_t (T, N, S').
+
+    Samples advance together, one past its input length staying put; without ``keep`` the
+    memory is one (N, S') array per step (torch's own CTC holds the whole (N, T, S') lattice)."""
+    frames = b.log_probs.shape[0]
+    alpha = np.full(lat.ext.shape, NEG_INF)
+    first = lat.emit(b, 0)
+    alpha[:, :2] = first[:, :2]
+    alphas = np.full((frames, *alpha.shape), NEG_INF) if keep else None
     if alphas is not None:
         alphas[0] = alpha
     for t in range(1, frames):
-        step = _logsumexp3(alpha, _shift(alpha, 1), np.where(skip, _shift(alpha, 2), NEG_INF))
-        step = step + emit[t]
-        alpha = np.where((t < b.input_lengths)[:, None], step, alpha)
+        step = _logsumexp3(alpha, _shift(alpha, 1), np.where(lat.skip, _shift(alpha, 2), NEG_INF))
+        alpha = np.where(np.greater(b.input_lengths, t)[:, None], step + lat.emit(b, t), alpha)
         if alphas is not None:
             alphas[t] = alpha
-    rows = np.arange(n)
+    rows = np.arange(b.log_probs.shape[1])
     last = 2 * b.target_lengths
     ll = alpha[rows, last]
     ll = np.where(b.target_lengths > 0, np.logaddexp(ll, alpha[rows, np.maximum(last - 1, 0)]), ll)
     ll = np.where(b.input_lengths > 0, ll, np.where(b.target_lengths == 0, 0.0, NEG_INF))
-    if not keep:
-        return ll, None, None, ext
-    betas = np.full(emit.shape, NEG_INF)
-    beta = np.full(ext.shape, NEG_INF)
-    skip_next = np.zeros_like(skip)  # may state s+2 follow state s?
-    skip_next[:, :-2] = skip[:, 2:]
+    return ll, alphas
+
+
+def _posterior(b: _Batch, lat: _Lattice, alphas: F64, nll: F64) -> F64:
+    """γ_t(c), the probability that frame t emits class c given the target (T, N, C), from the
+    backward recursion run alongside the stored α: γ_t(c) = Σ_{s: l'_s = c} α_t(s)·β_t(s) /
+    (y_t(c)·p). 0 past each input length, NaN where the target has no alignment."""
+    frames, n, classes = b.log_probs.shape
+    rows = np.arange(n)
+    last = 2 * b.target_lengths
     with_labels = np.flatnonzero(b.target_lengths > 0)
+    ends = b.input_lengths - 1
+    skip_next = np.zeros_like(lat.skip)  # may state s+2 follow state s?
+    skip_next[:, :-2] = lat.skip[:, 2:]
+    # Flat (b, class) indices for summing the states of each class with one bincount per frame.
+    cells = (rows[:, None] * classes + lat.ext).ravel()
+    out = np.zeros((frames, n, classes))
+    beta = np.full(lat.ext.shape, NEG_INF)
     for t in range(frames - 1, -1, -1):
-        start = np.full(ext.shape, NEG_INF)  # β at each sample's last frame
-        start[rows, last] = emit[t, rows, last]
-        start[with_labels, last[with_labels] - 1] = emit[t, with_labels, last[with_labels] - 1]
+        emit = lat.emit(b, t)
+        start = np.full(lat.ext.shape, NEG_INF)  # β at each sample's last frame
+        start[rows, last] = emit[rows, last]
+        start[with_labels, last[with_labels] - 1] = emit[with_labels, last[with_labels] - 1]
         step = _logsumexp3(beta, _shift(beta, -1), np.where(skip_next, _shift(beta, -2), NEG_INF))
-        step = step + emit[t]
-        ends = b.input_lengths - 1
         beta = np.where(
             np.equal(ends, t)[:, None],
             start,
-            np.where(np.greater(ends, t)[:, None], step, NEG_INF),
+            np.where(np.greater(ends, t)[:, None], step + emit, NEG_INF),
         )
-        betas[t] = beta
-    assert alphas is not None
-    return ll, alphas, betas, ext
-
-
-def _posterior(b: _Batch, alpha: F64, beta: F64, ext: I64, nll: F64) -> F64:
-    """γ_t(c): the probability that frame t emits class c, given the target (T, N, C); 0 past
-    each input length, NaN where the target has no alignment."""
-    frames, n, classes = b.log_probs.shape
-    emit = np.take_along_axis(b.log_probs, np.broadcast_to(ext, (frames, *ext.shape)), axis=2)
-    with np.errstate(invalid="ignore"):
-        occupancy = np.exp(alpha + beta - emit + nll[None, :, None])
-    occupancy = np.where(np.isnan(occupancy), 0.0, occupancy)
-    # Sum the states of each class: a bincount over flat (t, b, class) indices.
-    cell = (np.arange(frames)[:, None, None] * n + np.arange(n)[None, :, None]) * classes
-    flat = (cell + ext[None]).ravel()
-    out = np.bincount(flat, occupancy.ravel(), frames * n * classes).reshape(frames, n, classes)
+        with np.errstate(invalid="ignore"):
+            occupancy = np.exp(alphas[t] + beta - emit + nll[:, None])
+        occupancy = np.where(np.isnan(occupancy), 0.0, occupancy)
+        out[t] = np.bincount(cells, occupancy.ravel(), n * classes).reshape(n, classes)
     out = np.where((nll == np.inf)[None, :, None], np.nan, out)
-    frames_used = np.arange(frames)[:, None] < b.input_lengths[None, :]
-    result: F64 = np.where(frames_used[..., None], out, 0.0)
+    used = np.arange(frames)[:, None] < b.input_lengths[None, :]
+    result: F64 = np.where(used[..., None], out, 0.0)
     return result
 
 
