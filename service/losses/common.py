@@ -6,11 +6,13 @@ naming the field, with the reason phrased for the client.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from service.arrays import DEFAULT_LIMITS
 from service.dtypes import round_to_dtype
 from service.errors import InvalidInput
 
@@ -53,11 +55,15 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
         )
 
 
-def broadcast_named(*operands: tuple[str, tuple[int, ...]]) -> tuple[int, ...]:
+def broadcast_named(
+    *operands: tuple[str, tuple[int, ...]], max_elements: int = DEFAULT_LIMITS.max_elements
+) -> tuple[int, ...]:
     """The broadcast shape of named operands taken in order, as torch's element-wise ops do.
 
     Broadcasting one operand after another gives the same result as broadcasting them all at
-    once, so the first operand that fails against those before it is the one to name."""
+    once, so the first operand that fails against those before it is the one to name. Small
+    operands can broadcast to a huge result ((N, 1) against (1, M)), so a result larger than
+    ``max_elements`` (the per-tensor limit) is refused too, before torch tries to allocate it."""
     shape: tuple[int, ...] = ()
     seen: list[str] = []
     for field, operand in operands:
@@ -70,6 +76,13 @@ def broadcast_named(*operands: tuple[str, tuple[int, ...]]) -> tuple[int, ...]:
                 f"shape {shape_str(operand)} does not broadcast with {others} "
                 f"(broadcast so far: {shape_str(shape)})",
             ) from None
+        size = math.prod(shape)
+        if size > max_elements:
+            raise InvalidInput.at(
+                field,
+                f"broadcasting it gives shape {shape_str(shape)}, {size} elements, more than "
+                f"the limit of {max_elements}",
+            )
         seen.append(field)
     return shape
 

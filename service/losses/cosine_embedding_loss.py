@@ -137,7 +137,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
             },
         )
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" else 1.0
+            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
             k = g * (np.where(negative & (cos - params.margin >= 0), 1.0, 0.0) - positive)
             k = sum_grad_to_shape(np.broadcast_to(k, losses.shape), cos.shape)
             d_dot = k / denom

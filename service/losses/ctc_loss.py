@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
+from service.arrays import DEFAULT_LIMITS
 from service.dtypes import LOW_PRECISION
 from service.errors import InvalidInput
 from service.losses.base import (
@@ -69,6 +70,15 @@ NEG_INF = -np.inf
 
 #: How far a row's log Σ exp may stray from 0 before log_probs is called unnormalised.
 NORMALISATION_TOL = 1e-3
+
+#: Most cells T·N·(2·max target length + 1) of the lattice: torch's CTC allocates all of them
+#: (and the reference as many for a gradient) whatever the size of the request's body.
+LATTICE_LIMIT = DEFAULT_LIMITS.max_elements
+
+#: Most frames T: the reference's recursions step through frames in Python, some 20 to 40 µs a
+#: frame for the forward pass and three times that with the gradient, so 50,000 frames (over
+#: eight minutes of audio at 10 ms a frame) cost seconds, not minutes.
+MAX_FRAMES = 50_000
 
 
 class CTCParams(LossParams):
@@ -123,6 +133,10 @@ class CTCLoss(Loss[CTCParams]):
         if lp.size == 0:
             raise InvalidInput.at("log_probs", f"must not be empty (shape {shape_str(lp.shape)})")
         frames, batch, classes = lp.shape if lp.ndim == 3 else (lp.shape[0], 1, lp.shape[1])
+        if frames > MAX_FRAMES:
+            raise InvalidInput.at(
+                "log_probs", f"{frames} frames; the service computes at most {MAX_FRAMES}"
+            )
         if params.blank >= classes:
             raise InvalidInput.at(
                 "blank", f"{params.blank} is not a class index: log_probs has {classes} classes"
@@ -143,6 +157,14 @@ class CTCLoss(Loss[CTCParams]):
                 )
             lengths[field] = arr
         tl = lengths["target_lengths"].ravel()
+        states = 2 * (int(tl.max()) if tl.size else 0) + 1
+        if frames * batch * states > LATTICE_LIMIT:
+            raise InvalidInput.at(
+                "target_lengths",
+                f"the CTC lattice of {frames} frames x {batch} samples x {states} states (twice "
+                f"the longest target, plus one) has more than {LATTICE_LIMIT} cells; torch "
+                "allocates it whole",
+            )
         targets = integral(params.targets, "targets", "labels")
         if targets.ndim == 1:
             layout = "concatenated"

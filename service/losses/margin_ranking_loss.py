@@ -109,7 +109,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
             },
         )
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" else 1.0
+            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
             active = np.where(unclamped >= 0, g, 0.0)
             ref.grads = {
                 "input1": sum_grad_to_shape(-active * y, x1.shape),
@@ -210,6 +210,11 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
         yield ErrorSample(ok | {"reduction": "batchmean"}, "reduction", "unknown reduction")
         yield ErrorSample(ok | {"size_average": False}, "size_average", "deprecated argument")
         yield ErrorSample({"input1": [0.1], "input2": [0.2]}, "target", "missing target")
+        yield ErrorSample(
+            {"input1": [[0.0]] * 8000, "input2": [[0.0] * 8000], "target": [[1.0]]},
+            "input2",
+            "broadcasts to 64 million elements",
+        )
         yield ErrorSample(ok | {"target": [1, None]}, "target", "null in target")
 
 

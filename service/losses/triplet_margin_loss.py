@@ -132,7 +132,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         denominator = float(losses.size)
         ref = Reference(value, losses, denominator, breakdown)
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" else 1.0
+            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
             c = np.where(unclamped >= 0, g, 0.0)
             g_ap = c[..., None] * _pnorm_grad(u_ap, d_ap, params.p)
             g_an = (c * w_an)[..., None] * _pnorm_grad(u_an, d_an, params.p)

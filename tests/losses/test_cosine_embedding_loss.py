@@ -55,3 +55,14 @@ def test_feature_broadcast_can_give_a_negative_loss(dataplane: Dataplane) -> Non
     assert got["breakdown"]["cosine"][0] == pytest.approx(np.sqrt(3), rel=1e-9)
     assert float(got["value"]) < 0
     assert got["reference"]["agrees"]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_gradient_of_an_empty_batch(dataplane: Dataplane, reduction: str) -> None:
+    """(0, D) inputs cannot be written in JSON but arrive as binary tensors: the mean over
+    nothing is NaN and its gradient empty, not a division by zero."""
+    empty = np.zeros((0, 3))
+    body = {"input1": empty, "input2": empty, "target": np.zeros(0), "reduction": reduction}
+    got = dataplane.compute(LOSS, body | {"include": ["grad"]})
+    assert got["reference"]["agrees"]
+    assert all(np.shape(g) == (0, 3) for g in got["extras"]["grad"].values())

@@ -181,3 +181,28 @@ def test_frames_past_the_input_length_are_not_checked_for_normalisation(
     body = {"log_probs": lp.tolist(), "targets": [[1]], "input_lengths": [4], "target_lengths": [1]}
     codes = [w["code"] for w in _compute(dataplane, body)["warnings"]]
     assert "log_probs_not_normalised" not in codes
+
+
+def test_a_lattice_larger_than_the_limit_is_refused(dataplane: Dataplane) -> None:
+    """A small body can ask torch for a huge lattice: 2000 frames x 25 samples x 2001 states."""
+    body = {
+        "log_probs": np.zeros((2000, 25, 2)).tolist(),
+        "targets": np.ones(25 * 1000, dtype=int).tolist(),
+        "input_lengths": [2000] * 25,
+        "target_lengths": [1000] * 25,
+    }
+    with pytest.raises(InvalidInput) as err:
+        _compute(dataplane, body)
+    assert err.value.field == "target_lengths"
+
+
+def test_more_frames_than_the_limit_are_refused(dataplane: Dataplane) -> None:
+    body = {
+        "log_probs": np.zeros((50_001, 1)).tolist(),
+        "targets": [],
+        "input_lengths": 50_001,
+        "target_lengths": 0,
+    }
+    with pytest.raises(InvalidInput) as err:
+        _compute(dataplane, body)
+    assert err.value.field == "log_probs"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from service.dataplane import Dataplane
@@ -42,3 +43,12 @@ def test_gradients_agree_with_torch(dataplane: Dataplane, reduction: str) -> Non
     got = dataplane.compute(LOSS, body)
     assert set(got["extras"]["grad"]) == {"input1", "input2", "target"}
     assert all(g["agrees"] for g in got["reference"]["grad"].values()), got["reference"]["grad"]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_gradient_of_an_empty_batch(dataplane: Dataplane, reduction: str) -> None:
+    """The mean over nothing is NaN; its gradient is empty, not a division by zero."""
+    body = {"input1": [], "input2": [], "target": [], "reduction": reduction, "include": ["grad"]}
+    got = dataplane.compute(LOSS, body)
+    assert got["reference"]["agrees"]
+    assert all(np.shape(g) == (0,) for g in got["extras"]["grad"].values())

@@ -54,3 +54,13 @@ def test_p_below_one_is_warned(dataplane: Dataplane, p: float, warned: bool) -> 
     body = {k: v.tolist() for k, v in _triplet().items()} | {"p": p}
     codes = [w["code"] for w in dataplane.compute(LOSS, body)["warnings"]]
     assert ("p_below_one" in codes) == warned
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_gradient_of_an_empty_batch(dataplane: Dataplane, reduction: str) -> None:
+    """(0, D) inputs arrive as binary tensors: an empty mean is NaN, its gradient empty."""
+    empty = np.zeros((0, 3))
+    body = {"anchor": empty, "positive": empty, "negative": empty, "reduction": reduction}
+    got = dataplane.compute(LOSS, body | {"include": ["grad"]})
+    assert got["reference"]["agrees"]
+    assert all(np.shape(g) == (0, 3) for g in got["extras"]["grad"].values())
