@@ -7,6 +7,7 @@ naming the field, with the reason phrased for the client.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -59,6 +60,50 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
         raise InvalidInput.at(
             field, f"rank {arr.ndim} (shape {shape_str(arr.shape)}); expected {ranks}"
         )
+
+
+def broadcast_named(
+    *operands: tuple[str, tuple[int, ...]], max_elements: int = DEFAULT_LIMITS.max_elements
+) -> tuple[int, ...]:
+    """The broadcast shape of named operands taken in order, as torch's element-wise ops do.
+
+    Broadcasting one operand after another gives the same result as broadcasting them all at
+    once, so the first operand that fails against those before it is the one to name. Small
+    operands can broadcast to a huge result ((N, 1) against (1, M)), so a result larger than
+    ``max_elements`` (the per-tensor limit) is refused too, before torch tries to allocate it."""
+    shape: tuple[int, ...] = ()
+    seen: list[str] = []
+    for field, operand in operands:
+        try:
+            shape = tuple(np.broadcast_shapes(shape, operand))
+        except ValueError:
+            others = ", ".join(f"'{s}'" for s in seen)
+            raise InvalidInput.at(
+                field,
+                f"shape {shape_str(operand)} does not broadcast with {others} "
+                f"(broadcast so far: {shape_str(shape)})",
+            ) from None
+        size = math.prod(shape)
+        if size > max_elements:
+            raise InvalidInput.at(
+                field,
+                f"broadcasting it gives shape {shape_str(shape)}, {size} elements, more than "
+                f"the limit of {max_elements}",
+            )
+        seen.append(field)
+    return shape
+
+
+def sum_grad_to_shape(grad: F64, shape: tuple[int, ...]) -> F64:
+    """The gradient of a broadcast operand: ``grad`` (of the broadcast result) summed over the
+    dimensions broadcasting added or stretched, which is what autograd returns."""
+    lead = grad.ndim - len(shape)
+    out = grad.sum(axis=tuple(range(lead))) if lead > 0 else grad
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
+    if stretched:
+        out = out.sum(axis=stretched, keepdims=True)
+    result: F64 = np.asarray(out, dtype=np.float64).reshape(shape)
+    return result
 
 
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
