@@ -160,6 +160,12 @@ class Dataplane:
         except torch.OutOfMemoryError as exc:
             release_memory(self.device)
             raise DeviceError(f"the device ran out of memory computing {loss.name}") from exc
+        except NotImplementedError as exc:
+            # No kernel for this dtype on this device (e.g. some float16 losses on CPU).
+            log.info("no %s kernel for %s on %s: %s", dtype, loss.name, self.device, exc)
+            raise InvalidInput.at(
+                "dtype", f"torch has no {self.device.type} kernel for {loss.name} in {dtype}"
+            ) from exc
         except (RuntimeError, ValueError, IndexError) as exc:
             # Torch refusing an input our checks let through: the client's input, our gap.
             log.warning("torch rejected input for %s: %s", loss.name, exc)
