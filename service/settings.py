@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins allowed by CORS, comma-separated (``*`` for any); empty turns CORS off."""
 
-    shutdown_grace: float = Field(default=30.0, ge=0)
+    shutdown_grace: int = Field(default=30, ge=0)
     """Seconds in-flight requests get to finish after SIGTERM before they are cancelled."""
 
     torch_threads: int = Field(default=0, ge=0)

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import FieldError, ServiceError, Unavailable
+from service.errors import FieldError, ServiceError, Unauthorized, Unavailable
 
 log = logging.getLogger("service.api")
 
@@ -44,6 +44,8 @@ def error_response(request: Request, exc: ServiceError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, Unavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="loss-service"'
     if request.url.path.startswith("/v2"):
         return Response(
             orjson.dumps({"error": exc.detail}),
