@@ -14,7 +14,14 @@ from starlette.middleware.cors import CORSMiddleware
 from service import __version__
 from service.api import health, problems
 from service.api.losses import build_router
-from service.api.middleware import HEALTH_PREFIX, AdmissionGate, ApiKeys, BodyLimit, RequestId
+from service.api.middleware import (
+    HEALTH_PREFIX,
+    AdmissionGate,
+    AnswerCancelled,
+    ApiKeys,
+    BodyLimit,
+    RequestId,
+)
 from service.api.state import ServiceState
 from service.dataplane import Dataplane
 from service.device import resolve_device
@@ -60,8 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) -> None:
-    """Outermost first: request id, CORS, API keys, body limit, admission gate. Each
-    ``add_middleware`` wraps the ones added before it, hence the reverse order here."""
+    """Outermost first: request id, answer to cancelled requests, CORS, API keys, body limit,
+    admission gate. Each ``add_middleware`` wraps the ones added before it, hence the reverse
+    order here."""
     app.add_middleware(AdmissionGate, admission=state.admission)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
     keys = [key.get_secret_value() for key in settings.api_keys]
@@ -83,6 +91,7 @@ def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) ->
             expose_headers=["X-Request-ID", "Retry-After", "Inference-Header-Content-Length"],
             max_age=600,
         )
+    app.add_middleware(AnswerCancelled, retry_after=settings.retry_after)
     app.add_middleware(RequestId)
 
 

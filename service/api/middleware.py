@@ -1,10 +1,10 @@
 """Pure ASGI middleware: what every request passes before a route sees it.
 
-Outermost first: request id, CORS (only when configured), API keys, the admission gate, the
-body limit. Each refuses as early and as cheaply as it can: on headers alone where they suffice,
-before any body is read, rendering the same problem documents as the routes do
-(``service.api.problems``). Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task per
-request, and the body stream passes through untouched.
+Outermost first: request id, the answer to cancelled requests, CORS (only when configured),
+API keys, the body limit, the admission gate. Each refuses as early and as cheaply as it can:
+on headers alone where they suffice, before any body is read, rendering the same problem
+documents as the routes do (``service.api.problems``). Pure ASGI rather than
+``BaseHTTPMiddleware``: no extra task per request, and the body stream passes through untouched.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import re
 import uuid
 from collections.abc import Iterable
@@ -21,7 +22,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.admission import Admission
 from service.api.problems import error_response
-from service.errors import BodyTimeout, MalformedBody, PayloadTooLarge, ServiceError, Unauthorized
+from service.errors import (
+    BodyTimeout,
+    MalformedBody,
+    PayloadTooLarge,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+)
+
+log = logging.getLogger("service.api")
 
 REQUEST_ID = "x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
@@ -70,6 +80,43 @@ class RequestId:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class AnswerCancelled:
+    """A request cancelled before its answer started (uvicorn cancels what is still running when
+    the shutdown grace period ends) gets a 503 problem with ``Retry-After`` rather than
+    uvicorn's plain-text 500, and its task ends normally. Its computation, if any, finishes in
+    its worker thread or ends with the process."""
+
+    def __init__(self, app: ASGIApp, retry_after: int) -> None:
+        self.app = app
+        self.retry_after = retry_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if started or task is None:
+                raise
+            if hasattr(task, "uncancel"):  # Python >= 3.11 counts cancellations
+                task.uncancel()
+            log.warning("%s %s cancelled before it was answered", scope["method"], scope["path"])
+            stopped = Unavailable(
+                "the server stopped before this request was answered; retry",
+                retry_after=self.retry_after,
+            )
+            await refuse(scope, receive, send, stopped)
 
 
 class ApiKeys:
