@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from service import losses
 from service.arrays import ArrayLimitError, ArrayLimits, check_json_depth
-from service.device import release_memory
+from service.device import is_device_fault, release_memory
 from service.dtypes import LOW_PRECISION, TORCH_DTYPES
 from service.errors import (
     DeviceError,
@@ -172,12 +172,11 @@ class Dataplane:
         except torch.OutOfMemoryError as exc:
             release_memory(self.device)
             raise DeviceError(f"the device ran out of memory computing {loss.name}") from exc
-        except torch.AcceleratorError as exc:
-            # A fault of the device (CUDA error, device-side assert), not of the input.
-            log.error("device error computing %s: %s", loss.name, exc)
-            release_memory(self.device)
-            raise DeviceError(f"the device failed computing {loss.name}") from exc
         except (RuntimeError, ValueError, IndexError) as exc:
+            if is_device_fault(exc):  # the device failed (CUDA error), not the input
+                log.error("device error computing %s: %s", loss.name, exc)
+                release_memory(self.device)
+                raise DeviceError(f"the device failed computing {loss.name}") from exc
             # Torch refusing an input our checks let through: the client's input, our gap.
             log.warning("torch rejected input for %s: %s", loss.name, exc)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -17,7 +17,17 @@ import torch
 import service.dataplane
 from service.api.problems import PROBLEM_MEDIA_TYPE
 from service.api.state import ServiceState
-from tests.robustness.conftest import ARTICLE, asgi_client, assert_article_ok, small_app
+from service.app import create_app
+from service.device import is_device_fault
+from service.settings import Settings
+from tests.robustness.conftest import (
+    ARTICLE,
+    SMALL_LIMITS,
+    asgi_client,
+    assert_article_ok,
+    small_app,
+    torch_cross_entropy,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -54,8 +64,44 @@ FAULTS = [
         True,
         id="cuda-accelerator-error",
     ),
+    pytest.param(
+        RuntimeError("CUDA error: device-side assert triggered"),
+        "device-error",
+        True,
+        id="cuda-error-as-runtime-error",
+    ),
     pytest.param(MemoryError(), "unavailable", False, id="host-out-of-memory"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("exc", "is_fault"),
+    [
+        (torch.AcceleratorError("CUDA error: an illegal memory access was encountered"), True),
+        (RuntimeError("CUDA error: device-side assert triggered"), True),
+        (RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED when calling cublasSgemm"), True),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR"), True),
+        (RuntimeError("Expected target size [2, 3], got [2]"), False),
+        (ValueError("Expected input batch_size (2) to match target batch_size (3)."), False),
+        (IndexError("Target 5 is out of bounds."), False),
+    ],
+    ids=repr,
+)
+def test_device_faults_are_told_from_rejected_input(exc: Exception, is_fault: bool) -> None:
+    assert is_device_fault(exc) is is_fault
+
+
+async def test_torch_rejecting_the_input_is_not_a_device_fault(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = small_app()
+    state: ServiceState = app.state.service
+    async with asgi_client(app) as client:
+        released = inject(monkeypatch, Faults(RuntimeError("Expected target size [2]"), 1))
+        assert_problem(await client.post(CE, json=ARTICLE), 422, "invalid-input")
+        assert released == []
+        assert not state.device_suspect
+        assert_article_ok(await client.post(CE, json=ARTICLE))
 
 
 def inject(monkeypatch: pytest.MonkeyPatch, faults: Faults) -> list[torch.device]:
@@ -124,3 +170,40 @@ async def test_a_fault_while_computing_gradients_is_handled_alike(
         assert_problem(response, 503, "device-error")
         assert released == [torch.device("cpu")]
         assert_article_ok(await client.post(CE, json=ARTICLE))
+
+
+class RealOutOfMemory:
+    """Asks the device for far more memory than it has before computing, once: the genuine
+    ``torch.OutOfMemoryError`` from the CUDA caching allocator, not a constructed one."""
+
+    def __init__(self) -> None:
+        self.original: Callable[..., torch.Tensor] = torch.nn.functional.cross_entropy
+        self.done = False
+
+    def __call__(self, input: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if not self.done:
+            self.done = True
+            torch.empty(1 << 50, dtype=torch.uint8, device=input.device)  # a petabyte
+        return self.original(input, *args, **kwargs)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+async def test_a_real_cuda_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(Settings(device="cuda", **SMALL_LIMITS))
+    expected = torch_cross_entropy(ARTICLE)  # on the CPU: the GPU may differ in the last bits
+
+    async def article_ok() -> None:
+        response = await client.post(CE, json=ARTICLE)
+        assert response.status_code == 200, response.text
+        assert response.json()["device"].startswith("cuda")
+        assert abs(response.json()["value"] - expected) < 1e-6
+
+    async with asgi_client(app) as client:
+        await article_ok()
+        allocated = torch.cuda.memory_allocated()
+        monkeypatch.setattr(torch.nn.functional, "cross_entropy", RealOutOfMemory())
+        assert_problem(await client.post(CE, json=ARTICLE), 503, "device-error")
+        assert torch.cuda.memory_allocated() <= allocated
+        await article_ok()
+        assert (await client.get(READY)).status_code == 200
