@@ -150,7 +150,7 @@ async def test_cors_allows_configured_origins_only(cors_app: FastAPI) -> None:
 
 # -- request ids ---------------------------------------------------------------------------------
 
-GENERATED = re.compile(r"[0-9a-f]{32}")
+GENERATED = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8,}")
 
 
 @pytest.mark.parametrize(
@@ -192,3 +192,8 @@ async def test_request_id_on_a_refusal_before_the_app(keyed: httpx.AsyncClient) 
     response = await keyed.post(CE, json=ARTICLE, headers={"X-Request-ID": "r-401"})
     assert response.status_code == 401
     assert response.headers["x-request-id"] == "r-401"
+
+
+async def test_made_request_ids_differ(plain: httpx.AsyncClient) -> None:
+    ids = {(await plain.get("/v2/health/live")).headers["x-request-id"] for _ in range(5)}
+    assert len(ids) == 5
