@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 import torch
 from fastapi import FastAPI
 
 from service.app import create_app
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
 from tests.conftest import cpu_settings
+from tests.server import LiveServer, live_server
 
 #: Small limits, so that each can be crossed with a small request.
 SMALL_LIMITS: dict[str, Any] = {
@@ -54,3 +56,24 @@ def assert_article_ok(response: httpx.Response) -> None:
     assert response.headers["content-type"] == "application/json"
     got = response.json()["value"]
     assert np.float32(got) == np.float32(torch_cross_entropy(ARTICLE))
+
+
+SLOTS, QUEUE = 2, 4
+
+
+@pytest.fixture(scope="session")
+def hooked_server() -> Iterator[LiveServer]:
+    """A real server process with few slots, a short queue, a short body time limit and each
+    computation slowed by 40 ms (see ``hooked_service``), shared by the socket-level tests."""
+    env = {
+        "LOSS_SERVICE_MAX_CONCURRENCY": str(SLOTS),
+        "LOSS_SERVICE_MAX_QUEUE": str(QUEUE),
+        "LOSS_SERVICE_REQUEST_TIMEOUT": "60",
+        "LOSS_SERVICE_BODY_TIMEOUT": "1",
+        "LOSS_SERVICE_MAX_BODY_BYTES": str(8 * 1024 * 1024),
+        "LOSS_SERVICE_RETRY_AFTER": "2",
+        "LOSS_SERVICE_TEST_DELAY": "0.04",
+        "LOSS_SERVICE_LOG_LEVEL": "warning",
+    }
+    with live_server(env=env, module="tests.robustness.hooked_service") as server:
+        yield server

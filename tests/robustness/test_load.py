@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,33 +22,19 @@ import pytest
 import torch
 
 from service.api.problems import PROBLEM_MEDIA_TYPE
-from tests.server import LiveServer, live_server
+from tests.robustness.conftest import QUEUE, SLOTS
+from tests.server import LiveServer
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for memory"),
 ]
 
-SLOTS, QUEUE = 2, 4
 CLIENTS = 16  # well above SLOTS + QUEUE
 PER_CLIENT = 12
 TOTAL = CLIENTS * PER_CLIENT
 CE = "/v1/losses/cross_entropy"
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    env = {
-        "LOSS_SERVICE_MAX_CONCURRENCY": str(SLOTS),
-        "LOSS_SERVICE_MAX_QUEUE": str(QUEUE),
-        "LOSS_SERVICE_REQUEST_TIMEOUT": "60",
-        "LOSS_SERVICE_RETRY_AFTER": "2",
-        "LOSS_SERVICE_TEST_DELAY": "0.04",
-        "LOSS_SERVICE_LOG_LEVEL": "warning",
-    }
-    with live_server(env=env, module="tests.robustness.hooked_service") as s:
-        yield s
 
 
 def rss(server: LiveServer) -> int:
@@ -112,7 +97,8 @@ async def burst(url: str, calls: list[Call]) -> list[str]:
     return [check(r, c) for r, c in zip(responses, calls, strict=True)]
 
 
-def test_overload_is_refused_cleanly_and_nothing_is_lost(server: LiveServer) -> None:
+def test_overload_is_refused_cleanly_and_nothing_is_lost(hooked_server: LiveServer) -> None:
+    server = hooked_server
     calls = [make_call(i) for i in range(TOTAL)]
     warm = [make_call(TOTAL + i) for i in range(16)]
     for call in warm:  # let allocators and caches reach their working size first
