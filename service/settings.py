@@ -60,8 +60,7 @@ class Settings(BaseSettings):
     """Computations running at once (worker threads); a timed-out one counts until it ends."""
 
     max_queue: int = Field(default=32, ge=0)
-    """Requests admitted beyond those computing (reading their body or waiting for a slot);
-    past it a request gets 503 with Retry-After at once."""
+    """Requests let in beyond the computing ones (reading or waiting); past it, 503 at once."""
 
     request_timeout: float = Field(default=60.0, gt=0)
     """Seconds a request may wait for a slot and compute: 503 if still queued, 504 if computing."""
@@ -73,8 +72,7 @@ class Settings(BaseSettings):
     """Seconds suggested in Retry-After when the service refuses for overload."""
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """API keys, comma-separated; when any is set every route but health (and, if open, the
-    docs) needs ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+    """API keys, comma-separated; if set, all but health (and open docs) need one, else 401."""
 
     open_docs: bool = True
     """Whether /docs, /redoc and /openapi.json stay open when API keys are required."""
