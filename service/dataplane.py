@@ -20,10 +20,17 @@ import torch
 from pydantic import ValidationError
 
 from service import losses
-from service.arrays import ArrayLimits
-from service.device import release_memory
+from service.arrays import ArrayLimitError, ArrayLimits, check_json_depth
+from service.device import is_device_fault, release_memory
 from service.dtypes import LOW_PRECISION, TORCH_DTYPES
-from service.errors import DeviceError, FieldError, InvalidInput, MalformedBody, NotFound
+from service.errors import (
+    DeviceError,
+    FieldError,
+    InvalidInput,
+    LimitExceeded,
+    MalformedBody,
+    NotFound,
+)
 from service.losses import registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, Tolerance
 from service.settings import Settings
@@ -47,14 +54,14 @@ class Dataplane:
         losses.load()
         self.settings = settings
         self.device = device
-        self.limits = ArrayLimits(max_rank=settings.max_depth, max_elements=settings.max_elements)
+        self.limits = limits_of(settings)
 
     # -- entry points -------------------------------------------------------------------------
 
     def compute_json(self, name: str, raw: bytes) -> dict[str, Any]:
         """Parse a JSON body and compute; raises ``ServiceError`` subclasses on bad input."""
         loss = self.loss(name)
-        body = parse_json(raw)
+        body = parse_json(raw, self.limits)
         may_hold_bools = b"true" in raw or b"false" in raw
         return self.compute(loss, body, may_hold_bools=may_hold_bools)
 
@@ -71,7 +78,12 @@ class Dataplane:
         try:
             params = loss.params_model.model_validate(body, context=context)
         except ValidationError as exc:
-            raise InvalidInput.many(field_errors(exc)) from None
+            errors = field_errors(exc)
+            if any(
+                isinstance(e.get("ctx", {}).get("error"), ArrayLimitError) for e in exc.errors()
+            ):
+                raise LimitExceeded.many(errors) from None
+            raise InvalidInput.many(errors) from None
         unknown = sorted(set(params.include) - {GRAD, *loss.extras})
         if unknown:
             allowed = ", ".join(repr(e) for e in (GRAD, *loss.extras))
@@ -167,6 +179,10 @@ class Dataplane:
                 "dtype", f"torch has no {self.device.type} kernel for {loss.name} in {dtype}"
             ) from exc
         except (RuntimeError, ValueError, IndexError) as exc:
+            if is_device_fault(exc):  # the device failed (CUDA error), not the input
+                log.error("device error computing %s: %s", loss.name, exc)
+                release_memory(self.device)
+                raise DeviceError(f"the device failed computing {loss.name}") from exc
             # Torch refusing an input our checks let through: the client's input, our gap.
             log.warning("torch rejected input for %s: %s", loss.name, exc)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -197,7 +213,23 @@ def params_reduces(params: LossParams) -> bool:
     return getattr(params, "reduction", "mean") not in ("none", "sum")
 
 
-def parse_json(raw: bytes) -> Any:
+def limits_of(settings: Settings) -> ArrayLimits:
+    """The tensor and nesting limits the settings configure."""
+    return ArrayLimits(
+        max_rank=settings.max_rank,
+        max_dim=settings.max_dim,
+        max_elements=settings.max_elements,
+        max_depth=settings.max_depth,
+    )
+
+
+def parse_json(raw: bytes, limits: ArrayLimits) -> Any:
+    """The body as Python values; nesting is measured on the bytes first, so no parser ever
+    walks a document deeper than ``limits.max_depth``."""
+    try:
+        check_json_depth(raw, limits)
+    except ArrayLimitError as exc:
+        raise LimitExceeded.at("", str(exc)) from None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

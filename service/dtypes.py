@@ -34,7 +34,8 @@ def round_to_dtype(values: npt.NDArray[np.floating], dtype: str) -> F64:
     if dtype == "float64":
         return x
     if dtype == "float32":
-        return x.astype(np.float32).astype(np.float64)
+        with np.errstate(over="ignore"):  # beyond float32's range becomes ±inf, as in torch
+            return x.astype(np.float32).astype(np.float64)
     if dtype == "float16":
         with np.errstate(over="ignore"):
             return x.astype(np.float16).astype(np.float64)
