@@ -40,7 +40,47 @@ class ArrayError(ValueError):
 
 
 class ArrayLimitError(ArrayError):
-    """The value is a valid tensor (or JSON document) but larger than ``ArrayLimits`` allow."""
+    """The value is a valid tensor (or JSON document) but larger than ``ArrayLimits`` allow.
+
+    ``field`` names the top-level key the limit was hit under, when the check knows it."""
+
+    field: str = ""
+
+
+_KEY_SCAN_BYTES = 1 << 20
+
+
+def _key_too_deep(raw: bytes, max_depth: int) -> str:
+    """The top-level key under which nesting first passes ``max_depth`` ('' if not found).
+
+    Only refused bodies get here, and the walk stops after ``_KEY_SCAN_BYTES``, so a huge
+    malicious body costs a bounded amount of Python work."""
+    depth = 0
+    in_string = escaped = False
+    key_start = -1
+    last_key = ""
+    for i, byte in enumerate(raw[:_KEY_SCAN_BYTES]):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+                if depth == 1 and key_start >= 0:
+                    last_key = raw[key_start:i].decode("utf-8", "replace")
+                    key_start = -1
+            continue
+        if byte == 0x22:
+            in_string = True
+            key_start = i + 1 if depth == 1 else -1
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                return last_key
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return ""
 
 
 def check_shape(shape: Sequence[int], limits: ArrayLimits = DEFAULT_LIMITS) -> None:
@@ -101,7 +141,9 @@ def check_json_depth(raw: bytes, limits: ArrayLimits = DEFAULT_LIMITS) -> None:
             steps[inside.astype(bool)] = 0
         np.cumsum(steps, out=steps)
         if depth + int(steps.max()) > limits.max_depth:
-            raise ArrayLimitError(f"JSON nested deeper than the maximum depth {limits.max_depth}")
+            error = ArrayLimitError(f"JSON nested deeper than the maximum depth {limits.max_depth}")
+            error.field = _key_too_deep(raw, limits.max_depth)
+            raise error
         depth += int(steps[-1])
 
 

@@ -112,7 +112,10 @@ class Dataplane:
         }
         ref: Reference | None = None
         if want_reference or (include - {GRAD}):
-            ref = loss.reference(params, prep, include)
+            # IEEE semantics, silently: inf·0 is NaN in the reference as in torch, and the
+            # comparison (not a Python warning) is where a disagreement shows.
+            with np.errstate(all="ignore"):
+                ref = loss.reference(params, prep, include)
         if want_reference and ref is not None:
             tol = loss.tolerance(dtype)
             cmp = compare(value, ref.value, tol, prep.scale)
@@ -200,6 +203,25 @@ class Dataplane:
                     "inputs were rounded to it and the loss may differ noticeably from float32.",
                 )
             )
+        overflowed = [
+            name
+            for name in sorted(prep.floating)
+            if prep.arrays[name].size and not np.isfinite(prep.arrays[name]).all()
+        ]
+        if overflowed:
+            limit = float(
+                np.finfo(np.float32).max if dtype != "float16" else np.finfo(np.float16).max
+            )
+            if dtype == "float64":
+                limit = float(np.finfo(np.float64).max)
+            out.append(
+                LossWarning(
+                    "value_overflow",
+                    f"{', '.join(repr(n) for n in overflowed)} holds numbers beyond {dtype}'s "
+                    f"range (about ±{limit:.3g}); they became infinities before torch saw them.",
+                    {"fields": overflowed},
+                )
+            )
         return out
 
     def warm_up(self) -> None:
@@ -229,7 +251,7 @@ def parse_json(raw: bytes, limits: ArrayLimits) -> Any:
     try:
         check_json_depth(raw, limits)
     except ArrayLimitError as exc:
-        raise LimitExceeded.at("", str(exc)) from None
+        raise LimitExceeded.at(exc.field, str(exc)) from None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -27,3 +27,18 @@ def test_missing_kernel_names_the_dtype(
         dataplane.compute(loss, loss.example() | {"dtype": "float16"})
     assert info.value.field == "dtype"
     assert "float16" in info.value.detail
+
+
+@pytest.mark.parametrize(("dtype", "value"), [("float32", 1e39), ("float16", 7e4)])
+def test_numbers_beyond_the_dtype_range_warn(
+    dataplane: Dataplane, dtype: str, value: float
+) -> None:
+    loss = registry.require("mse_loss")
+    out = dataplane.compute(loss, {"input": [value, 1.0], "target": [0.0, 0.0], "dtype": dtype})
+    expected = torch.nn.functional.mse_loss(
+        torch.tensor([value, 1.0], dtype=torch.float64).to(getattr(torch, dtype)),
+        torch.zeros(2, dtype=getattr(torch, dtype)),
+    )
+    assert float(out["value"]) == float(expected)
+    (warning,) = [w for w in out["warnings"] if w["code"] == "value_overflow"]
+    assert warning["fields"] == ["input"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Number = float | str  # non-finite values travel as "NaN", "Infinity", "-Infinity"
+NonFinite = Literal["NaN", "Infinity", "-Infinity"]
+Number = float | NonFinite
+"""A JSON number, or the string standing for a value JSON cannot carry."""
 
 
 class WarningOut(BaseModel):
@@ -16,10 +18,10 @@ class WarningOut(BaseModel):
 
 class ReferenceOut(BaseModel):
     value: Any = Field(description="The reference's value, shaped like 'value'.")
-    max_abs_diff: float
-    max_rel_diff: float
+    max_abs_diff: Number
+    max_rel_diff: Number
     agrees: bool = Field(description="Within the per-dtype tolerance.")
-    tolerance: dict[str, float]
+    tolerance: dict[str, Number]
     grad: dict[str, Any] | None = None
 
 
@@ -33,7 +35,7 @@ class LossResponse(BaseModel):
     target_form: str | None = Field(
         default=None, description="cross_entropy: 'class_indices' or 'class_probabilities'."
     )
-    denominator: float | None = Field(description="What 'mean' divided by.")
+    denominator: Number | None = Field(description="What 'mean' divided by.")
     reference: ReferenceOut | None
     breakdown: dict[str, Any] | None = Field(description="Per-element terms of the reference.")
     extras: dict[str, Any] | None = None

@@ -88,7 +88,9 @@ class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
         sp_neg, sp_pos = softplus(-x), softplus(x)  # -log σ(x), -log(1 - σ(x))
         positive = p * t * sp_neg
         negative = (1 - t) * sp_pos
-        losses = w * (positive + negative)
+        # Summed as torch does, (1 - t)·x + (1 + (p - 1)·t)·softplus(-x): adding the two terms
+        # above cancels catastrophically for large targets (t·log 2 - (t - 1)·log 2 at x = 0).
+        losses = w * ((1 - t) * x + (1 + (p - 1) * t) * sp_neg)
         breakdown: dict[str, Any] = {
             "log_sigmoid": -sp_neg,
             "positive_term": positive,
