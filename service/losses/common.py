@@ -20,7 +20,7 @@ I64 = npt.NDArray[np.int64]
 
 def floating(arr: npt.NDArray[Any], dtype: str) -> F64:
     """A numeric array as float64 holding the values the compute dtype can represent."""
-    return round_to_dtype(arr.astype(np.float64, copy=False), dtype)
+    return round_to_dtype(arr, dtype)
 
 
 def integral(arr: npt.NDArray[Any], field: str, what: str = "class indices") -> I64:
@@ -55,7 +55,8 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
 
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
     """Magnitude of the inputs, which sets the absolute tolerance of the comparison."""
-    peak = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    # max and -min rather than abs().max(): no temporary the size of the input
+    peak = max((max(float(a.max()), -float(a.min())) for a in arrays if a.size), default=0.0)
     return max(1.0, peak)
 
 

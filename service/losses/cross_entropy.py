@@ -182,16 +182,16 @@ class CrossEntropy(Loss[CrossEntropyParams]):
 
     def warnings(self, params: CrossEntropyParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
-        x = params.input.astype(np.float64)
+        x = params.input
         class_dim = 0 if x.ndim == 1 else 1
         indices = prep.facts["target_form"] == "class_indices"
         if (
             x.size
             and x.min() >= 0
             and x.max() <= 1
-            and np.allclose(x.sum(axis=class_dim), 1.0, atol=1e-3)
+            and np.allclose(x.sum(axis=class_dim, dtype=np.float64), 1.0, atol=1e-3)
         ):
-            reading = _probability_reading(params, x, class_dim, indices)
+            reading = _probability_reading(params, x.astype(np.float64), class_dim, indices)
             shown = f"{reading:.4f}" if np.isfinite(reading) else str(reading)
             out.append(
                 LossWarning(
