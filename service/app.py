@@ -10,7 +10,7 @@ import torch
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import health, problems
+from service.api import health, problems, v2
 from service.api.losses import build_router
 from service.api.state import ServiceState
 from service.dataplane import Dataplane
@@ -51,4 +51,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
+    app.include_router(v2.build_router())
     return app
