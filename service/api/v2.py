@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from service import __version__, losses
 from service.api.body import read_body_buffer
@@ -70,6 +71,64 @@ INFER_BODY = {
 }
 
 
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1 marks a dimension of any size.")
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class OutputTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data_size when the data follows the JSON as bytes."
+    )
+    data: list[Any] | None = Field(default=None, description="Flat, row-major.")
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="dtype, reduction, agreement with the reference, warnings."
+    )
+    outputs: list[OutputTensor]
+
+
+def _doc(model: type[BaseModel], binary: bool = False) -> dict[int | str, dict[str, Any]]:
+    """Document a 200 answer without validating it (responses are written by orjson)."""
+    doc: dict[str, Any] = {"model": model, "description": "Success"}
+    if binary:
+        doc["content"] = {
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "example": "JSON header, then the binary outputs' bytes",
+            }
+        }
+    return {200: doc}
+
+
 def _json(content: Any, status: int = 200) -> Response:
     return Response(dumps(content), status_code=status, media_type="application/json")
 
@@ -122,35 +181,41 @@ def build_router() -> APIRouter:
     losses.load()
     router = APIRouter(prefix="/v2", tags=["open inference protocol"], responses=ERROR_RESPONSES)
 
-    @router.get("")
+    @router.get("", responses=_doc(ServerMetadata))
     async def server_metadata() -> Response:
         """Server name, version and the protocol extensions it supports."""
         return _json({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
 
-    @router.get("/models/{name}")
+    @router.get("/models/{name}", responses=_doc(ModelMetadata))
     async def get_model_metadata(request: Request, name: str) -> Response:
         """A loss as a model: its input and output tensors (-1 marks a variable size)."""
         return await _metadata(request, name, None)
 
-    @router.get("/models/{name}/versions/{version}")
+    @router.get("/models/{name}/versions/{version}", responses=_doc(ModelMetadata))
     async def get_model_version_metadata(request: Request, name: str, version: str) -> Response:
         return await _metadata(request, name, version)
 
-    @router.get("/models/{name}/ready")
+    @router.get("/models/{name}/ready", responses=_doc(ModelReady))
     async def model_ready(request: Request, name: str) -> Response:
         """200 once the device is warm; 404 for an unknown model."""
         return await _model_ready(request, name, None)
 
-    @router.get("/models/{name}/versions/{version}/ready")
+    @router.get("/models/{name}/versions/{version}/ready", responses=_doc(ModelReady))
     async def model_version_ready(request: Request, name: str, version: str) -> Response:
         return await _model_ready(request, name, version)
 
-    @router.post("/models/{name}/infer", openapi_extra=INFER_BODY)
+    @router.post(
+        "/models/{name}/infer", openapi_extra=INFER_BODY, responses=_doc(InferenceResponse, True)
+    )
     async def model_infer(request: Request, name: str) -> Response:
         """Compute the loss: inputs named like the torch arguments, options as parameters."""
         return await _infer(request, name, None)
 
-    @router.post("/models/{name}/versions/{version}/infer", openapi_extra=INFER_BODY)
+    @router.post(
+        "/models/{name}/versions/{version}/infer",
+        openapi_extra=INFER_BODY,
+        responses=_doc(InferenceResponse, True),
+    )
     async def model_version_infer(request: Request, name: str, version: str) -> Response:
         return await _infer(request, name, version)
 

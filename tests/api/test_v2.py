@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from service import losses
+from service.api.v2 import InferenceResponse, ModelMetadata, ModelReady, ServerMetadata
 from service.app import create_app
 from service.dataplane import Dataplane
 from service.losses import registry
@@ -111,6 +112,18 @@ async def test_unknown_models_and_routes(
     assert r.status_code == status
     assert r.headers["content-type"] == "application/json"
     assert words in r.json()["error"]
+
+
+async def test_answers_match_the_documented_schemas(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    for path in ("/v2", f"{CE}", f"{CE}/ready", f"{CE}/infer", f"{CE}/versions/{{version}}/infer"):
+        assert path.replace("cross_entropy", "{name}") in spec["paths"]
+    ServerMetadata.model_validate((await client.get("/v2")).json())
+    ModelMetadata.model_validate((await client.get(CE)).json())
+    ModelReady.model_validate((await client.get(f"{CE}/ready")).json())
+    req = Request([Tensor("input", "FP32", X, False), Tensor("target", "INT64", Y, False)])
+    r = await client.post(f"{CE}/infer", content=req.encode()[0])
+    InferenceResponse.model_validate(r.json())
 
 
 # -- inference -----------------------------------------------------------------------------
