@@ -198,7 +198,15 @@ def output_arrays(
                 )
             arr = np.asarray(breakdown["loss"] if spec.name == PER_SAMPLE else ref["value"])
         elif spec.name.startswith(GRAD_PREFIX):
-            arr = np.asarray(extras.get(GRAD, {})[spec.name.removeprefix(GRAD_PREFIX)])
+            wrt = spec.name.removeprefix(GRAD_PREFIX)
+            grads = extras.get(GRAD, {})
+            if wrt not in grads:
+                raise InvalidInput.at(
+                    "outputs",
+                    f"no gradient with respect to {wrt!r}: it was not sent, or it is not "
+                    "floating point (class indices have no gradient)",
+                )
+            arr = np.asarray(grads[wrt])
         else:
             arr = np.asarray(extras[spec.name])
         dt = spec.datatype or compute_dt

@@ -239,6 +239,9 @@ def _shape(value: Any, where: str, limits: ArrayLimits) -> tuple[int, ...]:
         raise _invalid(where, "must be a list of non-negative integers")
     if len(value) > limits.max_rank:
         raise _invalid(where, f"rank {len(value)} exceeds the maximum rank {limits.max_rank}")
+    if any(d > limits.max_elements for d in value):
+        # checked on its own: beside a zero dimension, the product alone would not catch it
+        raise _invalid(where, f"a dimension exceeds the maximum of {limits.max_elements}")
     count = math.prod(value)
     if count > limits.max_elements:
         raise _invalid(where, f"{count} elements exceed the maximum of {limits.max_elements}")

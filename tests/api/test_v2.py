@@ -298,6 +298,7 @@ def _json(y: Any = Y, name: str = "input", **request: Any) -> bytes:
         (_json(outputs=[{"name": "probs"}]), {}, "no output 'probs'"),
         (_json(outputs=[{"name": "reference"}], parameters={"reference": False}), {}, "needs the"),
         (_json(parameters={"reduction": "avg"}), {}, "reduction"),
+        (_json(outputs=[{"name": "grad_target"}]), {}, "no gradient with respect to 'target'"),
         (_json(parameters={"dtype": "int8"}), {}, "dtype"),
         (_json(parameters={"label_smoothing": 2}), {}, "label_smoothing"),
     ],

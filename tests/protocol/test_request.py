@@ -128,6 +128,7 @@ BAD: list[tuple[str, Callable[[], Made], type[ServiceError], str]] = [
     ("fractional dim", lambda: _json(_in(shape=[1.5], data=[1])), InvalidInput, "shape"),
     ("shape not a list", lambda: _json(_in(shape=2, data=[1, 2])), InvalidInput, "shape"),
     ("rank over limit", lambda: _json(_in(shape=[1] * 9, data=[1])), InvalidInput, "rank"),
+    ("huge dim beside a zero", lambda: _json(_in(shape=[0, 2**62], data=[])), InvalidInput, "dim"),
     (
         "too many elements",
         lambda: _json(_in(shape=[10**9] * 2, parameters=BIN8)),
