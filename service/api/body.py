@@ -39,20 +39,14 @@ async def read_body_buffer(request: Request, max_bytes: int) -> bytearray:
 
     For bodies that are viewed in place rather than parsed (binary tensors): a writable buffer
     lets ``np.frombuffer`` views reach torch without a copy (torch warns on read-only memory),
-    and filling a buffer sized from ``Content-Length`` never holds the chunks and their join at
-    once, which would double the body in memory."""
-    declared = _declared_size(request, max_bytes)
-    buffer = bytearray(declared or 0)
-    total = 0
+    and extending one buffer never holds the chunks and their join at once, which would double
+    the body in memory. The buffer grows as data arrives (large reallocations remap pages
+    rather than copy them) instead of being sized from ``Content-Length`` up front, so a client
+    that declares a large body and sends little commits no memory for it."""
+    _declared_size(request, max_bytes)
+    buffer = bytearray()
     async for chunk in request.stream():
-        end = total + len(chunk)
-        if end > max_bytes:
+        if len(buffer) + len(chunk) > max_bytes:
             raise PayloadTooLarge(f"the body exceeds the limit of {max_bytes} bytes")
-        if end <= len(buffer):
-            buffer[total:end] = chunk
-        else:
-            del buffer[total:]
-            buffer += chunk
-        total = end
-    del buffer[total:]
+        buffer += chunk
     return buffer
