@@ -186,7 +186,9 @@ class Dataplane:
 
 
 def params_reduces(params: LossParams) -> bool:
-    return getattr(params, "reduction", "mean") == "mean"
+    """Whether the reduction divides by a denominator: 'mean', or a loss's own such as
+    'batchmean'; 'none' and 'sum' divide by nothing."""
+    return getattr(params, "reduction", "mean") not in ("none", "sum")
 
 
 def parse_json(raw: bytes) -> Any:
@@ -215,7 +217,8 @@ def compare(
     finite = np.isfinite(a) & np.isfinite(b)
     if not np.all(same | finite):
         return Comparison(float("inf"), float("inf"), False)
-    diff = np.where(same, 0.0, np.abs(a - b))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+        diff = np.where(same, 0.0, np.abs(a - b))
     if diff.size == 0:
         return Comparison(0.0, 0.0, True)
     with np.errstate(divide="ignore", invalid="ignore"):

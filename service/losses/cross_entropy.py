@@ -37,6 +37,7 @@ from service.losses.base import (
 from service.losses.common import (
     F64,
     floating,
+    grad_scale,
     integral,
     logsumexp,
     require_shape,
@@ -177,9 +178,12 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         if "softmax" in include:
             ref.extras["softmax"] = np.moveaxis(np.exp(logp), -1, class_dim)
         if want_grad and coef is not None:
-            g = 1.0 / denominator if params.reduction == "mean" else 1.0
+            g = grad_scale(params.reduction, denominator)  # inf, not a crash, over 0
+            core = coef.sum(axis=-1, keepdims=True) * np.exp(logp) - coef
+            # Ignored elements have no coefficient: torch gives them a zero gradient even when
+            # 'mean' divides by a zero denominator.
             with np.errstate(divide="ignore", invalid="ignore"):
-                grad = g * (coef.sum(axis=-1, keepdims=True) * np.exp(logp) - coef)
+                grad = np.where(core == 0, 0.0, g * core)
             ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
             if prep.facts["target_form"] == "class_probabilities":
                 ref.grads["target"] = np.moveaxis(-(1 - eps) * g * w * logp, -1, class_dim)

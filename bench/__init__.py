@@ -1,0 +1,1 @@
+"""Benchmarks of the running service against floors measured in the same run."""
