@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import health, problems
+from service.api import health, problems, v2
 from service.api.losses import build_router
 from service.api.middleware import (
     HEALTH_PREFIX,
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
+    app.include_router(v2.build_router())
     install_middleware(app, settings, state)
     return app
 

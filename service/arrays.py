@@ -150,7 +150,9 @@ def check_json_depth(raw: bytes, limits: ArrayLimits = DEFAULT_LIMITS) -> None:
 def to_array(
     value: Any, *, limits: ArrayLimits = DEFAULT_LIMITS, may_hold_bools: bool = True
 ) -> npt.NDArray[np.float64] | npt.NDArray[np.int64]:
-    """A JSON number or nested list of numbers as an int64 (all integers) or float64 array."""
+    """A JSON number or nested list of numbers as an int64 (all integers) or float64 array.
+
+    An ndarray is checked the same way; float16 and float32 ones keep their dtype."""
     if isinstance(value, np.ndarray):
         return _checked(value, limits)
     if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
@@ -191,7 +193,10 @@ def _checked(arr: np.ndarray, limits: ArrayLimits) -> npt.NDArray[Any]:
     if kind == "i":
         return arr.astype(np.int64, copy=False)
     if kind == "f":
-        out = arr.astype(np.float64, copy=False)
+        # Half and single precision arrays passed in-process (binary protocol tensors) stay as
+        # they are: widening here would copy a large tensor that ``floating`` widens anyway.
+        narrow = arr.dtype in (np.dtype(np.float16), np.dtype(np.float32))
+        out = arr if narrow else arr.astype(np.float64, copy=False)
         if not np.isfinite(out).all():
             raise ArrayError("non-finite number (NaN and infinities cannot be sent)")
         return out

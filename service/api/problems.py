@@ -48,9 +48,11 @@ def error_response(request: Request, exc: ServiceError) -> Response:
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="loss-service"'
     if request.url.path.startswith("/v2"):
+        # The protocol answers every bad input with 400; it has no 422.
+        status = 400 if exc.status == 422 else exc.status
         return Response(
             orjson.dumps({"error": exc.detail}),
-            status_code=exc.status,
+            status_code=status,
             media_type="application/json",
             headers=headers,
         )

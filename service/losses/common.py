@@ -29,7 +29,7 @@ _R = TypeVar("_R")
 
 def floating(arr: npt.NDArray[Any], dtype: str) -> F64:
     """A numeric array as float64 holding the values the compute dtype can represent."""
-    return round_to_dtype(arr.astype(np.float64, copy=False), dtype)
+    return round_to_dtype(arr, dtype)
 
 
 def integral(arr: npt.NDArray[Any], field: str, what: str = "class indices") -> I64:
@@ -108,7 +108,8 @@ def sum_grad_to_shape(grad: F64, shape: tuple[int, ...]) -> F64:
 
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
     """Magnitude of the inputs, which sets the absolute tolerance of the comparison."""
-    peak = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    # max and -min rather than abs().max(): no temporary the size of the input
+    peak = max((max(float(a.max()), -float(a.min())) for a in arrays if a.size), default=0.0)
     return max(1.0, peak)
 
 

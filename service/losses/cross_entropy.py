@@ -145,6 +145,9 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         logp = xm - lse[..., None]
         smooth = -(logp * w).sum(axis=-1)  # Σ_c w_c·(lse - x_c)
         breakdown: dict[str, Any] = {"logsumexp": lse}
+        # The gradient's coefficients are as large as the input: built only when asked for.
+        want_grad = "grad" in include
+        coef: F64 | None = None
         if prep.facts["target_form"] == "class_indices":
             y = prep.arrays["target"]
             kept = y != params.ignore_index
@@ -153,14 +156,16 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             x_y = np.take_along_axis(xm, safe[..., None], axis=-1)[..., 0]
             nll = w_y * (lse - x_y)
             smooth = np.where(kept, smooth, 0.0)
-            coef = (1 - eps) * w_y[..., None] * (np.arange(n_classes) == safe[..., None])
-            coef = coef + (eps / n_classes) * w * kept[..., None]
+            if want_grad:
+                coef = (1 - eps) * w_y[..., None] * (np.arange(n_classes) == safe[..., None])
+                coef = coef + (eps / n_classes) * w * kept[..., None]
             denominator = float(w_y.sum())
             breakdown |= {"target_logit": np.where(kept, x_y, 0.0), "weight": w_y, "ignored": ~kept}
         else:
             t = np.moveaxis(prep.arrays["target"], class_dim, -1)
             nll = -(w * t * logp).sum(axis=-1)
-            coef = w * ((1 - eps) * t + eps / n_classes)
+            if want_grad:
+                coef = w * ((1 - eps) * t + eps / n_classes)
             denominator = float(nll.size)
             breakdown["target_term"] = (w * t * xm).sum(axis=-1)
         losses = (1 - eps) * nll + (eps / n_classes) * smooth
@@ -172,7 +177,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             ref.extras["log_softmax"] = np.moveaxis(logp, -1, class_dim)
         if "softmax" in include:
             ref.extras["softmax"] = np.moveaxis(np.exp(logp), -1, class_dim)
-        if "grad" in include:
+        if want_grad and coef is not None:
             g = grad_scale(params.reduction, denominator)  # inf, not a crash, over 0
             core = coef.sum(axis=-1, keepdims=True) * np.exp(logp) - coef
             # Ignored elements have no coefficient: torch gives them a zero gradient even when
@@ -186,16 +191,16 @@ class CrossEntropy(Loss[CrossEntropyParams]):
 
     def warnings(self, params: CrossEntropyParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
-        x = params.input.astype(np.float64)
+        x = params.input
         class_dim = 0 if x.ndim == 1 else 1
         indices = prep.facts["target_form"] == "class_indices"
         if (
             x.size
             and x.min() >= 0
             and x.max() <= 1
-            and np.allclose(x.sum(axis=class_dim), 1.0, atol=1e-3)
+            and np.allclose(x.sum(axis=class_dim, dtype=np.float64), 1.0, atol=1e-3)
         ):
-            reading = _probability_reading(params, x, class_dim, indices)
+            reading = _probability_reading(params, x.astype(np.float64), class_dim, indices)
             shown = f"{reading:.4f}" if np.isfinite(reading) else str(reading)
             out.append(
                 LossWarning(
