@@ -1,1 +1,1 @@
-"""The benchmark (``python bench/run.py``) and the comparison service it starts."""
+"""Benchmarks of the running service against floors measured in the same run."""

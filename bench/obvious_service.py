@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel

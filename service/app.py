@@ -5,14 +5,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import torch
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import health, problems
+from service.api import health, problems, v2
 from service.api.inline import InlineSmallLosses
 from service.api.losses import build_router
+from service.api.middleware import (
+    HEALTH_PREFIX,
+    AdmissionGate,
+    AnswerCancelled,
+    ApiKeys,
+    BodyLimit,
+    RequestId,
+)
 from service.api.state import ServiceState
 from service.dataplane import Dataplane
 from service.device import resolve_device
@@ -41,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.ensure_ready()
         log.info("loss-service ready on %s", device)
         yield
+        state.close()
 
     app = FastAPI(
         title="loss-service",
@@ -52,6 +63,69 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
-    # Innermost, so keep it first: middleware added after it wraps it and sees every request.
+    app.include_router(v2.build_router())
+    # Innermost, so added first: the middleware installed after it (request ids, API keys,
+    # body limit, admission gate) wraps it and sees every request it answers.
     app.add_middleware(InlineSmallLosses, state=state)
+    install_middleware(app, settings, state)
     return app
+
+
+def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) -> None:
+    """Outermost first: request id, answer to cancelled requests, CORS, API keys, body limit,
+    admission gate. Each ``add_middleware`` wraps the ones added before it, hence the reverse
+    order here."""
+    app.add_middleware(AdmissionGate, admission=state.admission)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    if keys:
+        app.add_middleware(ApiKeys, keys=keys, open_docs=settings.open_docs)
+        document_api_keys(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-API-Key",
+                "X-Request-ID",
+                "Inference-Header-Content-Length",
+            ],
+            expose_headers=["X-Request-ID", "Retry-After", "Inference-Header-Content-Length"],
+            max_age=600,
+        )
+    app.add_middleware(AnswerCancelled, retry_after=settings.retry_after)
+    app.add_middleware(RequestId)
+
+
+def document_api_keys(app: FastAPI) -> None:
+    """Declare the two ways of sending a key in the OpenAPI document (and a 401 on every
+    operation but health), so that /docs offers an Authorize button."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        schema["security"] = [{"bearer": []}, {"apiKey": []}]
+        unauthorised = {
+            "description": "No valid API key.",
+            "content": {
+                problems.PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                if path.startswith(HEALTH_PREFIX):
+                    operation["security"] = []
+                else:
+                    operation.setdefault("responses", {})["401"] = unauthorised
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

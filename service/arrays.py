@@ -4,11 +4,16 @@ A tensor arrives as a number or as nested lists of numbers. ``np.asarray`` does 
 C; the checks after it are vectorised. The one thing NumPy accepts silently and JSON users do
 not mean is a boolean among numbers (``[1, true]`` becomes ``[1, 1]``), so callers pass
 ``may_hold_bools`` (cheaply known from the raw body) and only then is each element inspected.
+
+``ArrayLimits`` is the single statement of how large a tensor (and a JSON body's nesting) may
+be. Every parser enforces it through the functions here: ``check_json_depth`` on the raw bytes
+before parsing, ``check_shape`` as soon as a shape is known and before anything is allocated.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +23,13 @@ import numpy.typing as npt
 
 @dataclass(frozen=True)
 class ArrayLimits:
-    """Bounds on one tensor; exceeding them is the client's error, never the server's."""
+    """Bounds on one tensor and on a body's nesting; exceeding them is the client's error,
+    never the server's. The defaults are those of ``Settings``."""
 
-    max_rank: int = 10
+    max_rank: int = 8
+    max_dim: int = 16_777_216
     max_elements: int = 50_000_000
+    max_depth: int = 12
 
 
 DEFAULT_LIMITS = ArrayLimits()
@@ -31,10 +39,120 @@ class ArrayError(ValueError):
     """Raised with a message fit to show a client; the caller adds the field name."""
 
 
+class ArrayLimitError(ArrayError):
+    """The value is a valid tensor (or JSON document) but larger than ``ArrayLimits`` allow.
+
+    ``field`` names the top-level key the limit was hit under, when the check knows it."""
+
+    field: str = ""
+
+
+_KEY_SCAN_BYTES = 1 << 20
+
+
+def _key_too_deep(raw: bytes | bytearray, max_depth: int) -> str:
+    """The top-level key under which nesting first passes ``max_depth`` ('' if not found).
+
+    Only refused bodies get here, and the walk stops after ``_KEY_SCAN_BYTES``, so a huge
+    malicious body costs a bounded amount of Python work."""
+    depth = 0
+    in_string = escaped = False
+    key_start = -1
+    last_key = ""
+    for i, byte in enumerate(raw[:_KEY_SCAN_BYTES]):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+                if depth == 1 and key_start >= 0:
+                    last_key = raw[key_start:i].decode("utf-8", "replace")
+                    key_start = -1
+            continue
+        if byte == 0x22:
+            in_string = True
+            key_start = i + 1 if depth == 1 else -1
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                return last_key
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return ""
+
+
+def check_shape(shape: Sequence[int], limits: ArrayLimits = DEFAULT_LIMITS) -> None:
+    """Refuse a shape beyond the limits before anything of that shape is allocated.
+
+    The element count is multiplied in Python integers, so a declared shape such as
+    ``[2**40, 2**40]`` is refused rather than overflowing."""
+    if len(shape) > limits.max_rank:
+        raise ArrayLimitError(f"rank {len(shape)} exceeds the maximum rank {limits.max_rank}")
+    for axis, size in enumerate(shape):
+        if size < 0:
+            raise ArrayError(f"dimension {axis} has negative size {size}")
+        if size > limits.max_dim:
+            raise ArrayLimitError(
+                f"dimension {axis} has size {size}, more than the maximum {limits.max_dim}"
+            )
+    count = math.prod(shape)
+    if count > limits.max_elements:
+        raise ArrayLimitError(f"{count} elements exceed the maximum of {limits.max_elements}")
+
+
+_OPEN, _QUOTE, _CLOSE = 2, 1, 0
+#: ``bytes.translate`` keeps brackets and quotes only, as 2 (open), 1 (quote), 0 (close).
+_MARKS = bytes(
+    _OPEN if c in b"[{" else _QUOTE if c == ord('"') else _CLOSE if c in b"]}" else c
+    for c in range(256)
+)
+_NOT_MARKS = bytes(c for c in range(256) if c not in b'[]{}"')
+_CHUNK = 1 << 22
+
+
+def check_json_depth(raw: bytes | bytearray, limits: ArrayLimits = DEFAULT_LIMITS) -> None:
+    """Refuse a JSON document nested deeper than ``limits.max_depth``, without parsing it.
+
+    Parsers recurse (or keep a stack) per level, so depth is checked on the bytes first, in
+    time linear in the body and memory bounded by a chunk. Escaped backslashes and quotes are
+    removed, then every byte but brackets and quotes (``bytes.translate``, one C pass; a tensor
+    body keeps only its brackets); the rest is scanned with NumPy: quote parity marks the
+    brackets inside strings, and a running sum of +1/-1 over the others is the depth. Invalid
+    JSON may be measured wrongly here; the parser refuses it afterwards either way."""
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = raw.translate(_MARKS, _NOT_MARKS)
+    if len(marks) <= limits.max_depth:
+        return  # depth never exceeds the number of brackets
+    depth = 0
+    in_string = 0
+    view = np.frombuffer(marks, dtype=np.uint8)
+    for start in range(0, view.size, _CHUNK):
+        chunk = view[start : start + _CHUNK]
+        steps = chunk.astype(np.int32)
+        steps -= 1  # open +1, close -1, quote 0
+        if in_string or _QUOTE in marks[start : start + _CHUNK]:
+            inside = np.cumsum(chunk == _QUOTE, dtype=np.int32)
+            inside += in_string
+            inside &= 1
+            in_string = int(inside[-1])
+            steps[inside.astype(bool)] = 0
+        np.cumsum(steps, out=steps)
+        if depth + int(steps.max()) > limits.max_depth:
+            error = ArrayLimitError(f"JSON nested deeper than the maximum depth {limits.max_depth}")
+            error.field = _key_too_deep(raw, limits.max_depth)
+            raise error
+        depth += int(steps[-1])
+
+
 def to_array(
     value: Any, *, limits: ArrayLimits = DEFAULT_LIMITS, may_hold_bools: bool = True
 ) -> npt.NDArray[np.float64] | npt.NDArray[np.int64]:
-    """A JSON number or nested list of numbers as an int64 (all integers) or float64 array."""
+    """A JSON number or nested list of numbers as an int64 (all integers) or float64 array.
+
+    An ndarray is checked the same way; float16 and float32 ones keep their dtype."""
     if isinstance(value, np.ndarray):
         return _checked(value, limits)
     if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
@@ -45,7 +163,7 @@ def to_array(
         raise ArrayError(f"expected a number or a nested list of numbers, got {_kind(value)}")
     depth = _depth(value, limits.max_rank)
     if depth > limits.max_rank:
-        raise ArrayError(f"nesting deeper than the maximum rank {limits.max_rank}")
+        raise ArrayLimitError(f"nesting deeper than the maximum rank {limits.max_rank}")
     try:
         arr = np.asarray(value)
     except ValueError as exc:
@@ -60,10 +178,7 @@ def to_array(
 
 
 def _checked(arr: np.ndarray, limits: ArrayLimits) -> npt.NDArray[Any]:
-    if arr.ndim > limits.max_rank:
-        raise ArrayError(f"rank {arr.ndim} exceeds the maximum rank {limits.max_rank}")
-    if arr.size > limits.max_elements:
-        raise ArrayError(f"{arr.size} elements exceed the maximum of {limits.max_elements}")
+    check_shape(arr.shape, limits)
     kind = arr.dtype.kind
     if kind == "O":
         raise ArrayError(_object_reason(arr))
@@ -78,7 +193,10 @@ def _checked(arr: np.ndarray, limits: ArrayLimits) -> npt.NDArray[Any]:
     if kind == "i":
         return arr.astype(np.int64, copy=False)
     if kind == "f":
-        out = arr.astype(np.float64, copy=False)
+        # Half and single precision arrays passed in-process (binary protocol tensors) stay as
+        # they are: widening here would copy a large tensor that ``floating`` widens anyway.
+        narrow = arr.dtype in (np.dtype(np.float16), np.dtype(np.float32))
+        out = arr if narrow else arr.astype(np.float64, copy=False)
         if not np.isfinite(out).all():
             raise ArrayError("non-finite number (NaN and infinities cannot be sent)")
         return out

@@ -32,7 +32,7 @@ def run_batch(
 
     Each result is ``{"status": 200, "result": <the loss's response>}`` or
     ``{"status": <4xx/5xx>, "problem": <problem object>}``."""
-    body = parse_json(raw)
+    body = parse_json(raw, dataplane.limits)
     may_hold_bools = b"true" in raw or b"false" in raw
     items = _items(body, max_items)
     results: list[dict[str, Any]] = []

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from service.device import DeviceUnavailable
 from service.settings import get_settings
@@ -33,8 +35,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeviceUnavailable as exc:
         print(f"loss-service: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    stop_quietly_after_shutdown()
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace,
+    )
     return 0
+
+
+def stop_quietly_after_shutdown() -> None:
+    """Make SIGTERM and SIGINT end the process with status 0 once uvicorn has shut down.
+
+    uvicorn handles both itself while serving (stop accepting, let in-flight requests finish
+    within ``timeout_graceful_shutdown``, run the lifespan's shutdown), then restores the
+    previous handlers and raises the signal again; with the default handlers still in place
+    that second delivery would kill the process (status -15) or raise KeyboardInterrupt after
+    a clean shutdown. Handlers that ignore it let ``main`` return 0."""
+
+    def already_handled(signum: int, frame: FrameType | None) -> None:
+        return None
+
+    signal.signal(signal.SIGTERM, already_handled)
+    signal.signal(signal.SIGINT, already_handled)
 
 
 if __name__ == "__main__":

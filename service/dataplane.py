@@ -21,10 +21,17 @@ import torch
 from pydantic import ValidationError
 
 from service import fastjson, losses
-from service.arrays import ArrayLimits
-from service.device import release_memory
+from service.arrays import ArrayLimitError, ArrayLimits, check_json_depth
+from service.device import is_device_fault, release_memory
 from service.dtypes import LOW_PRECISION, TORCH_DTYPES
-from service.errors import DeviceError, FieldError, InvalidInput, MalformedBody, NotFound
+from service.errors import (
+    DeviceError,
+    FieldError,
+    InvalidInput,
+    LimitExceeded,
+    MalformedBody,
+    NotFound,
+)
 from service.losses import registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, Tolerance
 from service.settings import Settings
@@ -55,7 +62,7 @@ class Dataplane:
         losses.load()
         self.settings = settings
         self.device = device
-        self.limits = ArrayLimits(max_rank=settings.max_depth, max_elements=settings.max_elements)
+        self.limits = limits_of(settings)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -78,7 +85,7 @@ class Dataplane:
         fast = fastjson.loads(raw, loss.tensor_inputs, limits=self.limits)
         if fast is not None:
             return fast, False  # tensor lists are already numeric arrays
-        return parse_json(raw), b"true" in raw or b"false" in raw
+        return parse_json(raw, self.limits), b"true" in raw or b"false" in raw
 
     def loss(self, name: str) -> Loss[Any]:
         loss = registry.get(name)
@@ -93,7 +100,12 @@ class Dataplane:
         try:
             params = loss.params_model.model_validate(body, context=context)
         except ValidationError as exc:
-            raise InvalidInput.many(field_errors(exc)) from None
+            errors = field_errors(exc)
+            if any(
+                isinstance(e.get("ctx", {}).get("error"), ArrayLimitError) for e in exc.errors()
+            ):
+                raise LimitExceeded.many(errors) from None
+            raise InvalidInput.many(errors) from None
         unknown = sorted(set(params.include) - {GRAD, *loss.extras})
         if unknown:
             allowed = ", ".join(repr(e) for e in (GRAD, *loss.extras))
@@ -122,7 +134,10 @@ class Dataplane:
         }
         ref: Reference | None = None
         if want_reference or (include - {GRAD}):
-            ref = loss.reference(params, prep, include)
+            # IEEE semantics, silently: inf·0 is NaN in the reference as in torch, and the
+            # comparison (not a Python warning) is where a disagreement shows.
+            with np.errstate(all="ignore"):
+                ref = loss.reference(params, prep, include)
         if want_reference and ref is not None:
             tol = loss.tolerance(dtype)
             cmp = compare(value, ref.value, tol, prep.scale)
@@ -181,7 +196,17 @@ class Dataplane:
         except torch.OutOfMemoryError as exc:
             release_memory(self.device)
             raise DeviceError(f"the device ran out of memory computing {loss.name}") from exc
+        except NotImplementedError as exc:
+            # No kernel for this dtype on this device (e.g. some float16 losses on CPU).
+            log.info("no %s kernel for %s on %s: %s", dtype, loss.name, self.device, exc)
+            raise InvalidInput.at(
+                "dtype", f"torch has no {self.device.type} kernel for {loss.name} in {dtype}"
+            ) from exc
         except (RuntimeError, ValueError, IndexError) as exc:
+            if is_device_fault(exc):  # the device failed (CUDA error), not the input
+                log.error("device error computing %s: %s", loss.name, exc)
+                release_memory(self.device)
+                raise DeviceError(f"the device failed computing {loss.name}") from exc
             # Torch refusing an input our checks let through: the client's input, our gap.
             log.warning("torch rejected input for %s: %s", loss.name, exc)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -207,6 +232,25 @@ class Dataplane:
                     "inputs were rounded to it and the loss may differ noticeably from float32.",
                 )
             )
+        overflowed = [
+            name
+            for name in sorted(prep.floating)
+            if prep.arrays[name].size and not np.isfinite(prep.arrays[name]).all()
+        ]
+        if overflowed:
+            limit = float(
+                np.finfo(np.float32).max if dtype != "float16" else np.finfo(np.float16).max
+            )
+            if dtype == "float64":
+                limit = float(np.finfo(np.float64).max)
+            out.append(
+                LossWarning(
+                    "value_overflow",
+                    f"{', '.join(repr(n) for n in overflowed)} holds numbers beyond {dtype}'s "
+                    f"range (about ±{limit:.3g}); they became infinities before torch saw them.",
+                    {"fields": overflowed},
+                )
+            )
         return out
 
     def warm_up(self) -> None:
@@ -215,10 +259,28 @@ class Dataplane:
 
 
 def params_reduces(params: LossParams) -> bool:
-    return getattr(params, "reduction", "mean") == "mean"
+    """Whether the reduction divides by a denominator: 'mean', or a loss's own such as
+    'batchmean'; 'none' and 'sum' divide by nothing."""
+    return getattr(params, "reduction", "mean") not in ("none", "sum")
 
 
-def parse_json(raw: bytes | bytearray) -> Any:
+def limits_of(settings: Settings) -> ArrayLimits:
+    """The tensor and nesting limits the settings configure."""
+    return ArrayLimits(
+        max_rank=settings.max_rank,
+        max_dim=settings.max_dim,
+        max_elements=settings.max_elements,
+        max_depth=settings.max_depth,
+    )
+
+
+def parse_json(raw: bytes | bytearray, limits: ArrayLimits) -> Any:
+    """The body as Python values; nesting is measured on the bytes first, so no parser ever
+    walks a document deeper than ``limits.max_depth``."""
+    try:
+        check_json_depth(raw, limits)
+    except ArrayLimitError as exc:
+        raise LimitExceeded.at(exc.field, str(exc)) from None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -246,7 +308,8 @@ def compare(
     finite = np.isfinite(a) & np.isfinite(b)
     if not np.all(same | finite):
         return Comparison(float("inf"), float("inf"), False)
-    diff = np.where(same, 0.0, np.abs(a - b))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+        diff = np.where(same, 0.0, np.abs(a - b))
     if diff.size == 0:
         return Comparison(0.0, 0.0, True)
     with np.errstate(divide="ignore", invalid="ignore"):

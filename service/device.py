@@ -6,6 +6,11 @@ import re
 
 import torch
 
+#: ``torch.AcceleratorError`` (torch >= 2.8) is what CUDA errors raise; older releases raise a
+#: plain ``RuntimeError`` whose message names the failing library.
+_ACCELERATOR_ERROR: type[Exception] | None = getattr(torch, "AcceleratorError", None)
+_DEVICE_FAULT = re.compile(r"CUDA error|CUBLAS_STATUS_|CUDNN_STATUS_|cuDNN error|HIP error")
+
 
 class DeviceUnavailable(RuntimeError):
     """The configured device does not exist on this machine; start-up stops with this message."""
@@ -55,3 +60,11 @@ def release_memory(device: torch.device) -> None:
     """Return cached device memory after a failure, so the next request starts clean."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def is_device_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is the device failing (a CUDA error, a device-side assert) rather than
+    torch refusing the input: the first is a 503 and makes readiness re-probe the device."""
+    if _ACCELERATOR_ERROR is not None and isinstance(exc, _ACCELERATOR_ERROR):
+        return True
+    return isinstance(exc, RuntimeError) and bool(_DEVICE_FAULT.search(str(exc)))

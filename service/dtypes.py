@@ -7,7 +7,7 @@ bit manipulation, since NumPy has no bfloat16), so the reference never asks torc
 
 from __future__ import annotations
 
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -28,13 +28,27 @@ LOW_PRECISION: Final[frozenset[str]] = frozenset({"float16", "bfloat16"})
 F64 = npt.NDArray[np.float64]
 
 
-def round_to_dtype(values: npt.NDArray[np.floating], dtype: str) -> F64:
+#: Source dtypes every value of which the compute dtype holds exactly: rounding them is a no-op,
+#: so a float32 tensor computed in float32 is widened once, not narrowed and widened again.
+_EXACT: Final[dict[str, tuple[np.dtype[Any], ...]]] = {
+    "float64": (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)),
+    "float32": (np.dtype(np.float16), np.dtype(np.float32)),
+    "float16": (np.dtype(np.float16),),
+    "bfloat16": (),
+}
+
+
+def round_to_dtype(values: npt.NDArray[Any], dtype: str) -> F64:
     """``values`` rounded to the nearest number representable in ``dtype``, held in float64."""
-    x = np.asarray(values, dtype=np.float64)
+    src = np.asarray(values)
+    if src.dtype in _EXACT.get(dtype, ()):
+        return src.astype(np.float64, copy=False)
+    x = src.astype(np.float64, copy=False)
     if dtype == "float64":
         return x
     if dtype == "float32":
-        return x.astype(np.float32).astype(np.float64)
+        with np.errstate(over="ignore"):  # beyond float32's range becomes ±inf, as in torch
+            return x.astype(np.float32).astype(np.float64)
     if dtype == "float16":
         with np.errstate(over="ignore"):
             return x.astype(np.float16).astype(np.float64)

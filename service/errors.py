@@ -96,3 +96,44 @@ class DeviceError(ServiceError):
     status = 503
     code = "device-error"
     title = "Device error"
+
+
+class LimitExceeded(InvalidInput):
+    """The request is well formed but larger than this server's configured limits (nesting
+    depth, rank, dimension size, element count); a different server may accept it."""
+
+    code = "limit-exceeded"
+    title = "Limit exceeded"
+
+
+class Unauthorized(ServiceError):
+    """No valid API key; the HTTP layer adds ``WWW-Authenticate: Bearer``."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class BodyTimeout(ServiceError):
+    """The client took longer than the configured time to send its body."""
+
+    status = 408
+    code = "body-timeout"
+    title = "Request body timeout"
+
+
+class Overloaded(Unavailable):
+    """Every computation slot and queue place is taken, or the wait for a slot ran out: the
+    request was never computed and may be retried after ``Retry-After`` seconds."""
+
+    code = "overloaded"
+    title = "Overloaded"
+
+
+class TimedOut(ServiceError):
+    """The computation ran past the per-request time limit; its worker finishes on its own and
+    keeps its slot until then, so retrying at once rarely helps."""
+
+    status = 504
+    code = "timed-out"
+    title = "Time limit exceeded"

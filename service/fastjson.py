@@ -36,7 +36,7 @@ import numpy.typing as npt
 import orjson
 import simdjson
 
-from service.arrays import DEFAULT_LIMITS, ArrayLimits
+from service.arrays import DEFAULT_LIMITS, ArrayError, ArrayLimits, check_shape
 
 #: Bodies smaller than this take the ordinary path: orjson is faster there and memory is no issue.
 MIN_BYTES: Final = 256 * 1024
@@ -110,7 +110,7 @@ def tensor(
             return None
         if text[spans[0].end + 1 :].strip(_WS):
             return None
-        return _tensor(text, spans[0], limits, tuning)
+        return _tensor(text, spans[0], limits, tuning, envelope=0)
     except _CannotVouch:
         return None
 
@@ -154,7 +154,7 @@ def _loads(
             if key in tensor_fields:
                 if _positions(raw, b'"', span.start, span.end):
                     raise _CannotVouch  # strings in a tensor: the ordinary path words the 422
-                out[key] = _tensor(raw, span, limits, tuning)
+                out[key] = _tensor(raw, span, limits, tuning, envelope=1)
             else:
                 out[key] = orjson.loads(raw[span.start : span.end + 1])
         else:
@@ -183,9 +183,13 @@ def _spans(raw: Raw, events: list[tuple[int, int]]) -> list[_Span]:
 # -- one tensor -----------------------------------------------------------------------------
 
 
-def _tensor(raw: Raw, span: _Span, limits: ArrayLimits, tuning: Tuning) -> npt.NDArray[Any]:
+def _tensor(
+    raw: Raw, span: _Span, limits: ArrayLimits, tuning: Tuning, envelope: int
+) -> npt.NDArray[Any]:
+    """The array in ``span``; ``envelope`` is how deep in the document it sits (1 in a body)."""
     rows, shape = _structure(raw, span.events)
-    if len(shape) + 1 > limits.max_rank:
+    rank = len(shape) + 1
+    if rank > limits.max_rank or rank + envelope > limits.max_depth:
         raise _CannotVouch  # the ordinary path words the depth error
     if len(rows) > 1 and (span.end - span.start) // len(rows) < tuning.min_row_bytes:
         raise _CannotVouch
@@ -197,9 +201,11 @@ def _tensor(raw: Raw, span: _Span, limits: ArrayLimits, tuning: Tuning) -> npt.N
     first_start, first_end = rows[0]
     commas = raw.count(b",", first_start, first_end)
     row_len = commas + 1 if commas or raw[first_start + 1 : first_end].strip(_WS) else 0
+    try:
+        check_shape((*shape, row_len), limits)  # before anything of that shape is allocated
+    except ArrayError:
+        raise _CannotVouch from None  # the ordinary path words the limit
     total = row_len * len(rows)
-    if total > limits.max_elements:
-        raise _CannotVouch  # the ordinary path words the limit
     if total == 0:
         dtype = np.dtype(np.float64)  # np.asarray([[], []]) is float64
     flat = np.empty(total, dtype)

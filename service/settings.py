@@ -8,10 +8,10 @@ Nothing here is instantiated at import time; ``get_settings()`` builds (and cach
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DTypeName = Literal["float32", "float64", "float16", "bfloat16"]
 
@@ -39,30 +39,66 @@ class Settings(BaseSettings):
     not say."""
 
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
-    """Largest request body accepted; larger bodies are answered 413 before they are read."""
+    """Largest request body in bytes; larger ones get 413, refused on Content-Length unread."""
 
-    max_depth: int = Field(default=12, ge=1, le=64)
-    """Deepest JSON nesting accepted (tensor rank plus the envelope)."""
+    max_depth: int = Field(default=12, ge=2, le=64)
+    """Deepest JSON nesting of a body (tensor rank plus the envelope), checked before parsing."""
+
+    max_rank: int = Field(default=8, ge=1, le=32)
+    """Most dimensions of one tensor."""
+
+    max_dim: int = Field(default=16_777_216, ge=1)
+    """Largest size of any one dimension of a tensor."""
 
     max_elements: int = Field(default=50_000_000, ge=1)
-    """Most numbers accepted in one tensor."""
-
-    torch_threads: int = Field(default=1, ge=0)
-    """Intra-op threads torch may use; 0 keeps torch's own default (one per core). One by
-    default: requests already run concurrently, and on small tensors waking a thread pool costs
-    far more than the loss itself (a 3x3 cross-entropy took 0.3 ms instead of 10 us on 2 busy
-    cores)."""
-
-    inline_max_bytes: int = Field(default=4096, ge=0)
-    """``POST /v1/losses/<name>`` bodies up to this size (by ``Content-Length``) are computed on
-    the event loop, before routing (``service.api.inline``): a few hundred numbers take less
-    time than the hop to a worker thread. 0 sends every body to a thread."""
+    """Most numbers in one tensor (the product of its dimensions)."""
 
     max_batch_items: int = Field(default=256, ge=1)
-    """Most items in one ``POST /v1/losses:batch``; more are refused (422) before any runs."""
+    """Most items in one batch request."""
+
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    """Computations running at once (worker threads); a timed-out one counts until it ends."""
+
+    max_queue: int = Field(default=32, ge=0)
+    """Requests let in beyond the computing ones (reading or waiting); past it, 503 at once."""
+
+    request_timeout: float = Field(default=60.0, gt=0)
+    """Seconds a request may wait for a slot and compute: 503 if still queued, 504 if computing."""
+
+    body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client may take to send its body; 408 past it."""
+
+    retry_after: int = Field(default=1, ge=1)
+    """Seconds suggested in Retry-After when the service refuses for overload."""
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """API keys, comma-separated; if set, all but health (and open docs) need one, else 401."""
+
+    open_docs: bool = True
+    """Whether /docs, /redoc and /openapi.json stay open when API keys are required."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins allowed by CORS, comma-separated (``*`` for any); empty turns CORS off."""
+
+    shutdown_grace: int = Field(default=30, ge=0)
+    """Seconds in-flight requests get to finish after SIGTERM before they are cancelled."""
+
+    torch_threads: int = Field(default=1, ge=0)
+    """Intra-op threads for torch (0: one per core); 1 spares small losses the pool's wake-ups."""
+
+    inline_max_bytes: int = Field(default=4096, ge=0)
+    """Loss bodies up to this many bytes are computed on the event loop, before routing; 0: none."""
 
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the server."""
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """Environment variables hold lists as ``a,b,c``; blanks around items are dropped."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -36,12 +36,16 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), startup_timeout: float = 60.0
+    env: Mapping[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    startup_timeout: float = 60.0,
+    module: str = "service",
 ) -> Iterator[LiveServer]:
-    """``python -m service`` on 127.0.0.1 and a free port; waits until ready, stops it after."""
+    """``python -m service`` (or another ``module`` that serves it, such as one with test hooks)
+    on 127.0.0.1 and a free port; waits until ready, stops it after."""
     port = free_port()
     full_env = {**os.environ, "LOSS_SERVICE_DEVICE": "cpu", "PYTHONUNBUFFERED": "1", **(env or {})}
-    cmd = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     server = LiveServer(proc, "127.0.0.1", port)
     try:

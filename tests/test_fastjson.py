@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from service import fastjson
 from service.arrays import ArrayLimits
-from service.dataplane import Dataplane
+from service.dataplane import Dataplane, parse_json
 from service.errors import ServiceError
 from service.fastjson import Tuning
 from service.jsonenc import dumps
@@ -100,6 +100,8 @@ def test_declines_what_numpy_or_json_refuse(text: bytes) -> None:
 def test_limits_send_it_to_the_ordinary_path() -> None:
     deep = b"[" * 4 + b"1" + b"]" * 4
     assert fastjson.tensor(deep, limits=ArrayLimits(max_rank=3), tuning=EAGER) is None
+    assert fastjson.tensor(deep, limits=ArrayLimits(max_depth=3), tuning=EAGER) is None
+    assert fastjson.tensor(b"[1,2,3]", limits=ArrayLimits(max_dim=2), tuning=EAGER) is None
     assert fastjson.tensor(b"[1,2,3]", limits=ArrayLimits(max_elements=2), tuning=EAGER) is None
 
 
@@ -235,8 +237,8 @@ def test_large_bad_body_is_refused_as_before(dataplane: Dataplane, kind: str) ->
     raw = _huge_integer_target() if kind == "huge integer target" else orjson.dumps(_defect(kind))
     assert len(raw) > fastjson.MIN_BYTES
     loss = dataplane.loss("cross_entropy")
-    with pytest.raises(ServiceError) as before:
-        dataplane.compute(loss, orjson.loads(raw), may_hold_bools=True)
+    with pytest.raises(ServiceError) as before:  # the ordinary path: parse_json, then compute
+        dataplane.compute(loss, parse_json(raw, dataplane.limits), may_hold_bools=True)
     with pytest.raises(ServiceError) as now:
         dataplane.compute_json("cross_entropy", bytearray(raw))
     assert (now.value.status, now.value.errors) == (before.value.status, before.value.errors)

@@ -9,9 +9,10 @@ a second than this service computes losses. So a request whose ``Content-Length`
 problem+json) the route would. Such a body holds a few hundred numbers at most, so computing it
 inline blocks the loop for well under a millisecond, less than the hop to a worker thread costs.
 
-Everything else (larger or chunked bodies, unknown losses, other paths) goes on to the app
-untouched. This middleware must be the innermost one: middleware added after it (API keys,
-request ids, CORS, admission) wraps it and still sees every request.
+Everything else (larger or chunked bodies, unknown losses, other paths, any request when the
+device is not the CPU) goes on to the app untouched. This middleware must be the innermost one:
+middleware added after it (API keys, request ids, CORS, admission) wraps it and still sees every
+request.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class InlineSmallLosses:
     def __init__(self, app: ASGIApp, state: ServiceState) -> None:
         self.app = app
         self.state = state
+        # Only on the CPU: a GPU computation waits on the device, which may hang or fault, and
+        # only the worker threads of ``state.run`` are bounded by the request time limit.
+        self.on_cpu = state.dataplane.device.type == "cpu"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = self._small_loss_request(scope)
@@ -50,7 +54,9 @@ class InlineSmallLosses:
             if not message.get("more_body", False):
                 break
         try:
-            content = dumps(self.state.dataplane.compute_json(name, body))
+            content = self.state.run_inline(
+                lambda: dumps(self.state.dataplane.compute_json(name, body))
+            )
         except ServiceError as exc:
             await error_response(Request(scope), exc)(scope, receive, send)
             return
@@ -59,7 +65,7 @@ class InlineSmallLosses:
 
     def _small_loss_request(self, scope: Scope) -> str | None:
         """The loss's name when this is a POST of a known loss with a small declared body."""
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST" or not self.on_cpu:
             return None
         path: str = scope["path"]
         if not path.startswith(PREFIX):

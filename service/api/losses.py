@@ -41,7 +41,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "The body is not valid JSON.",
         404: "No such loss.",
         413: "The body is larger than the configured limit.",
-        422: "A field is invalid; 'field' and 'detail' say which and why.",
+        408: "The body did not arrive within the configured time.",
+        422: "A field is invalid or beyond a limit; 'field' and 'detail' say which and why.",
+        503: "Overloaded (with Retry-After), out of memory, or the device failed.",
+        504: "The computation ran past the per-request time limit.",
     }.items()
 }
 

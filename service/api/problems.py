@@ -15,8 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
-from service.errors import FieldError, ServiceError, Unavailable
+from service.errors import FieldError, ServiceError, Unauthorized, Unavailable
 
 log = logging.getLogger("service.api")
 
@@ -44,10 +45,14 @@ def error_response(request: Request, exc: ServiceError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, Unavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="loss-service"'
     if request.url.path.startswith("/v2"):
+        # The protocol answers every bad input with 400; it has no 422.
+        status = 400 if exc.status == 422 else exc.status
         return Response(
             orjson.dumps({"error": exc.detail}),
-            status_code=exc.status,
+            status_code=status,
             media_type="application/json",
             headers=headers,
         )
@@ -63,6 +68,18 @@ def _http_error(status: int, detail: str) -> ServiceError:
     err.code = {404: "not-found", 405: "method-not-allowed"}.get(status, f"http-{status}")
     err.title = {404: "Not found", 405: "Method not allowed"}.get(status, "HTTP error")
     return err
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path. Starlette's own ``Allow`` names only the
+    first route whose path matched (``GET /v1/losses/{name}`` hides ``POST .../cross_entropy``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and getattr(route, "methods", None):
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= set(route.methods)  # type: ignore[attr-defined]
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -84,9 +101,13 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.status_code)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route for {request.method} {request.url.path}"
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
         response = error_response(request, _http_error(exc.status_code, detail))
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
     @app.exception_handler(Exception)

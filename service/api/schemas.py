@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-Number = float | str  # non-finite values travel as "NaN", "Infinity", "-Infinity"
+NonFinite = Literal["NaN", "Infinity", "-Infinity"]
+Number = float | NonFinite
+"""A JSON number, or the string standing for a value JSON cannot carry."""
 
 
 class WarningOut(BaseModel):
@@ -16,10 +18,10 @@ class WarningOut(BaseModel):
 
 class ReferenceOut(BaseModel):
     value: Any = Field(description="The reference's value, shaped like 'value'.")
-    max_abs_diff: float
-    max_rel_diff: float
+    max_abs_diff: Number
+    max_rel_diff: Number
     agrees: bool = Field(description="Within the per-dtype tolerance.")
-    tolerance: dict[str, float]
+    tolerance: dict[str, Number]
     grad: dict[str, Any] | None = None
 
 
@@ -33,7 +35,7 @@ class LossResponse(BaseModel):
     target_form: str | None = Field(
         default=None, description="cross_entropy: 'class_indices' or 'class_probabilities'."
     )
-    denominator: float | None = Field(description="What 'mean' divided by.")
+    denominator: Number | None = Field(description="What 'mean' divided by.")
     reference: ReferenceOut | None
     breakdown: dict[str, Any] | None = Field(description="Per-element terms of the reference.")
     extras: dict[str, Any] | None = None
@@ -66,15 +68,14 @@ class LossList(BaseModel):
     losses: list[LossSummary]
 
 
-class BatchItem(BaseModel):
-    loss: str = Field(description="The loss's name, as in POST /v1/losses/{name}.")
-    args: dict[str, Any] = Field(
-        default_factory=dict, description="The body that POST /v1/losses/{loss} would take."
-    )
-
-
 class BatchRequest(BaseModel):
-    items: list[BatchItem] = Field(description="Computed in order; at most max_batch_items.")
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Any] = Field(
+        description='Computed in order, at most max_batch_items. Each item is {"loss": "<name>", '
+        '"args": {...}}, args being the body POST /v1/losses/{loss} takes. Any JSON value is '
+        "accepted here because an item of another shape fails alone: its result is a problem."
+    )
 
 
 class BatchResult(BaseModel):

@@ -46,7 +46,8 @@ _TENSOR_SCHEMA: dict[str, Any] = {
 Tensor = Annotated[
     npt.NDArray[Any], PlainValidator(_tensor), WithJsonSchema(_TENSOR_SCHEMA, mode="validation")
 ]
-"""A tensor field: validated into an int64 (all integers) or float64 array."""
+"""A tensor field: validated into an int64 (all integers) or float64 array (float16 and float32
+when an ndarray of that dtype is passed in-process, as the binary protocol does)."""
 
 Reduction = Literal["none", "mean", "sum"]
 

@@ -39,6 +39,7 @@ from service.losses.base import (
 from service.losses.common import (
     F64,
     floating,
+    grad_scale,
     integral,
     last_axis,
     logsumexp,
@@ -99,7 +100,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
                 "input", f"the class dimension is empty (shape {shape_str(x.shape)})"
             )
         # The logits are the bulk of a large request: their rounding waits for the reference.
-        deferred = {"input": dtype} if dtype in DEFERRABLE and x.dtype == np.float64 else {}
+        deferred = {"input": dtype} if dtype in DEFERRABLE and x.dtype.kind == "f" else {}
         arrays: dict[str, Any] = {"input": x if deferred else floating(x, dtype)}
         floating_names = {"input"}
         t = params.target
@@ -200,9 +201,12 @@ class CrossEntropy(Loss[CrossEntropyParams]):
                 coef = coef + (eps / n_classes) * w * kept[..., None]
             else:
                 coef = w * ((1 - eps) * t + eps / n_classes)
-            g = 1.0 / denominator if params.reduction == "mean" else 1.0
+            g = grad_scale(params.reduction, denominator)  # inf, not a crash, over 0
+            core = coef.sum(axis=-1, keepdims=True) * np.exp(logp()) - coef
+            # Ignored elements have no coefficient: torch gives them a zero gradient even when
+            # 'mean' divides by a zero denominator.
             with np.errstate(divide="ignore", invalid="ignore"):
-                grad = g * (coef.sum(axis=-1, keepdims=True) * np.exp(logp()) - coef)
+                grad = np.where(core == 0, 0.0, g * core)
             ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
             if not indices:
                 ref.grads["target"] = np.moveaxis(-(1 - eps) * g * w * logp(), -1, class_dim)
@@ -210,10 +214,15 @@ class CrossEntropy(Loss[CrossEntropyParams]):
 
     def warnings(self, params: CrossEntropyParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
-        x = params.input  # the numbers as sent (int64 or float64), not rounded: no copy
+        x = params.input  # the numbers as sent, not rounded: no copy
         class_dim = 0 if x.ndim == 1 else 1
         indices = prep.facts["target_form"] == "class_indices"
-        if x.size and x.min() >= 0 and x.max() <= 1 and _sums_to_one(x.sum(axis=class_dim)):
+        if (
+            x.size
+            and x.min() >= 0
+            and x.max() <= 1
+            and _sums_to_one(x.sum(axis=class_dim, dtype=np.float64))
+        ):
             reading = _probability_reading(params, prep, x, class_dim, indices)
             shown = f"{reading:.4f}" if np.isfinite(reading) else str(reading)
             out.append(
@@ -338,13 +347,13 @@ def _probability_reading(
         kept = y != params.ignore_index
         if not kept.any():
             return float("nan")
-        p = pick(pm, y if kept.all() else np.where(kept, y, 0))[kept]
+        p = pick(pm, y if kept.all() else np.where(kept, y, 0))[kept].astype(np.float64)
         if p.min() > 0:
             return float(-np.log(p).sum() / p.size)  # what .mean() computes, without its wrapper
         with np.errstate(divide="ignore"):
             return float(-np.log(p).sum() / p.size)
     with np.errstate(divide="ignore"):
-        logp = np.log(pm)
+        logp = np.log(pm.astype(np.float64, copy=False))
     t = last_axis(params.target.astype(np.float64), class_dim)
     with np.errstate(invalid="ignore"):
         terms = np.where(t == 0, 0.0, t * logp)

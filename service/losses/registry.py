@@ -32,14 +32,28 @@ def add(loss: Loss[Any]) -> None:
     _REGISTRY[loss.name] = loss
 
 
+def _loaded() -> dict[str, Loss[Any]]:
+    """The registry after every loss module has been imported (lookups never see half of it)."""
+    from service import losses
+
+    losses.load()
+    return _REGISTRY
+
+
 def get(name: str) -> Loss[Any] | None:
-    return _REGISTRY.get(name)
+    return _loaded().get(name)
+
+
+def require(name: str) -> Loss[Any]:
+    """The loss named ``name``; a KeyError when there is none (for code that knows it exists)."""
+    return _loaded()[name]
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_loaded())
 
 
 def all_losses() -> Iterator[Loss[Any]]:
-    for name in names():
-        yield _REGISTRY[name]
+    registry = _loaded()
+    for name in sorted(registry):
+        yield registry[name]

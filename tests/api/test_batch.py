@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import torch
 
 from service import losses
+from service.dataplane import Dataplane
 from service.losses import registry
-from service.losses.base import Loss
 from service.settings import Settings
+from tests.losses.harness import oracle, prepared, torch_inputs
 
 losses.load()
 pytestmark = pytest.mark.anyio
@@ -22,21 +22,9 @@ BATCH = "/v1/losses:batch"
 ALL = list(registry.all_losses())
 
 
-def torch_value(loss: Loss[Any], args: dict[str, Any]) -> float:
-    """The oracle: ``torch.nn.functional.<name>`` in-process, in float32."""
-    tensors = {
-        k: torch.tensor(v, dtype=torch.float32 if k != "target" else None)
-        for k, v in args.items()
-        if k in loss.tensor_inputs
-    }
-    if "target" in tensors and not tensors["target"].is_floating_point():
-        tensors["target"] = tensors["target"].long()
-    kwargs = {k: v for k, v in args.items() if k not in loss.tensor_inputs}
-    value: float = getattr(torch.nn.functional, loss.name)(**tensors, **kwargs).item()
-    return value
-
-
-async def test_items_are_answered_like_single_requests(client: httpx.AsyncClient) -> None:
+async def test_items_are_answered_like_single_requests(
+    client: httpx.AsyncClient, dataplane: Dataplane
+) -> None:
     items: list[dict[str, Any]] = [{"loss": loss.name, "args": loss.example()} for loss in ALL]
     r = await client.post(BATCH, json={"items": items})
     assert r.status_code == 200, r.text
@@ -49,8 +37,10 @@ async def test_items_are_answered_like_single_requests(client: httpx.AsyncClient
         assert result["result"] == single.json()
         loss = registry.get(item["loss"])
         assert loss is not None
-        expected = torch_value(loss, item["args"])
-        assert np.float32(result["result"]["value"]) == np.float32(expected)
+        params, prep = prepared(dataplane, loss, item["args"], "float32")
+        expected = oracle(loss, params, torch_inputs(prep, "float32")).detach().numpy()
+        got = np.asarray(result["result"]["value"], dtype=np.float32)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
 BAD_ITEMS: list[tuple[Any, int, str]] = [

@@ -46,8 +46,8 @@ def test_reference_gradient_matches_autograd(
     tensors = torch_inputs(prep, dtype, grad=loss.differentiable)
     leaves = {k: t for k, t in tensors.items() if t.requires_grad}
     out = oracle(loss, params, tensors)
-    if not leaves or not out.requires_grad or not torch.isfinite(out).all():
-        pytest.skip("no differentiable input, or a non-finite value (its gradient is undefined)")
+    if not leaves or not out.requires_grad:
+        pytest.skip("no differentiable input")
     got = torch.autograd.grad(out.sum(), list(leaves.values()), allow_unused=True)
     ref = loss.reference(params, prep, frozenset({"grad"}))
     for (name, leaf), g in zip(leaves.items(), got, strict=True):

@@ -1,0 +1,44 @@
+"""Data-plane behaviour that no single loss owns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import torch
+
+from service.dataplane import Dataplane
+from service.errors import InvalidInput
+from service.losses import registry
+
+
+def test_missing_kernel_names_the_dtype(
+    dataplane: Dataplane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Torch without a kernel for a dtype is the client's choice of dtype, not a server fault."""
+    loss = registry.require("cross_entropy")
+
+    def no_kernel(params: Any, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError("\"nll_loss\" not implemented for 'Half'")
+
+    monkeypatch.setattr(loss, "torch_loss", no_kernel)
+    with pytest.raises(InvalidInput) as info:
+        dataplane.compute(loss, loss.example() | {"dtype": "float16"})
+    assert info.value.field == "dtype"
+    assert "float16" in info.value.detail
+
+
+@pytest.mark.parametrize(("dtype", "value"), [("float32", 1e39), ("float16", 7e4)])
+def test_numbers_beyond_the_dtype_range_warn(
+    dataplane: Dataplane, dtype: str, value: float
+) -> None:
+    loss = registry.require("mse_loss")
+    out = dataplane.compute(loss, {"input": [value, 1.0], "target": [0.0, 0.0], "dtype": dtype})
+    expected = torch.nn.functional.mse_loss(
+        torch.tensor([value, 1.0], dtype=torch.float64).to(getattr(torch, dtype)),
+        torch.zeros(2, dtype=getattr(torch, dtype)),
+    )
+    assert float(out["value"]) == float(expected)
+    (warning,) = [w for w in out["warnings"] if w["code"] == "value_overflow"]
+    assert warning["fields"] == ["input"]
