@@ -26,6 +26,7 @@ from service.api.middleware import (
 from service.api.state import ServiceState
 from service.dataplane import Dataplane
 from service.device import resolve_device
+from service.memory import limit_malloc_arenas
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     device = resolve_device(settings.device)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    limit_malloc_arenas(settings.malloc_arenas)
     state = ServiceState(settings=settings, dataplane=Dataplane(settings, device))
 
     @asynccontextmanager

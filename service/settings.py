@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default=1, ge=0)
     """Intra-op threads for torch (0: one per core); 1 spares small losses the pool's wake-ups."""
 
+    malloc_arenas: int = Field(default=2, ge=0)
+    """glibc malloc arenas shared by all threads (0: glibc's default); see service.memory."""
+
     inline_max_bytes: int = Field(default=4096, ge=0)
     """Loss bodies up to this many bytes are computed on the event loop, before routing; 0: none."""
 
