@@ -110,6 +110,21 @@ _MARKS = bytes(
 )
 _NOT_MARKS = bytes(c for c in range(256) if c not in b'[]{}"')
 _CHUNK = 1 << 22
+#: Up to this many marks (every small request) a Python loop is cheaper than NumPy's calls.
+_FEW_MARKS = 256
+
+
+def _peak_depth(marks: bytes | bytearray) -> int:
+    """The deepest nesting in ``marks`` (as ``check_json_depth`` scans them, in plain Python)."""
+    depth = peak = 0
+    in_string = False
+    for mark in marks:
+        if mark == _QUOTE:
+            in_string = not in_string
+        elif not in_string:
+            depth += 1 if mark == _OPEN else -1
+            peak = max(peak, depth)
+    return peak
 
 
 def check_json_depth(raw: bytes | bytearray, limits: ArrayLimits = DEFAULT_LIMITS) -> None:
@@ -126,6 +141,12 @@ def check_json_depth(raw: bytes | bytearray, limits: ArrayLimits = DEFAULT_LIMIT
     marks = raw.translate(_MARKS, _NOT_MARKS)
     if len(marks) <= limits.max_depth:
         return  # depth never exceeds the number of brackets
+    if len(marks) <= _FEW_MARKS:
+        if _peak_depth(marks) > limits.max_depth:
+            error = ArrayLimitError(f"JSON nested deeper than the maximum depth {limits.max_depth}")
+            error.field = _key_too_deep(raw, limits.max_depth)
+            raise error
+        return
     depth = 0
     in_string = 0
     view = np.frombuffer(marks, dtype=np.uint8)
