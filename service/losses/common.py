@@ -131,10 +131,12 @@ def logsumexp(x: F64, axis: int) -> F64:
     """log Σ exp(x) along ``axis`` without overflow: m + log Σ exp(x - m), m the maximum."""
     if x.shape[axis] == 0:
         return np.full(np.delete(np.array(x.shape), axis).tolist(), -np.inf)
-    m = np.max(x, axis=axis, keepdims=True)
+    # ndarray methods rather than np.max/np.sum/np.squeeze: the same work without the Python
+    # wrappers, which cost more than the arithmetic on a small request's few numbers
+    m = x.max(axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
-    squeezed: F64 = np.squeeze(out, axis=axis)
+    out = np.log(np.exp(x - m).sum(axis=axis, keepdims=True)) + m
+    squeezed: F64 = out.squeeze(axis=axis)
     return squeezed
 
 
