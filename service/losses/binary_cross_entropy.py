@@ -23,7 +23,6 @@ import numpy as np
 from pydantic import Field
 
 from service.errors import InvalidInput
-from service.losses._broadcast import require_broadcasts_into
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -35,6 +34,7 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
+from service.losses.broadcasting import require_broadcasts_into
 from service.losses.common import floating, require_shape, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
@@ -84,7 +84,7 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
             raise InvalidInput.at("target", f"targets must lie in [0, 1], got {float(bad)!r}")
         arrays: dict[str, Any] = {"input": x, "target": t}
         if params.weight is not None:
-            require_broadcasts_into(params.weight, "weight", x.shape, "torch expands it")
+            require_broadcasts_into("weight", params.weight.shape, x.shape, "torch expands it")
             arrays["weight"] = floating(params.weight, dtype)
         return Prepared(arrays=arrays, floating=frozenset(arrays), scale=scale_of(x, t))
 

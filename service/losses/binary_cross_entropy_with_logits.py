@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.losses._broadcast import require_broadcasts_into
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -35,6 +34,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.binary_cross_entropy import LOG_FLOOR
+from service.losses.broadcasting import require_broadcasts_into
 from service.losses.common import F64, floating, require_shape, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
@@ -75,7 +75,7 @@ class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
         for name in ("weight", "pos_weight"):
             arr = getattr(params, name)
             if arr is not None:
-                require_broadcasts_into(arr, name, x.shape, "torch multiplies in place")
+                require_broadcasts_into(name, arr.shape, x.shape, "torch multiplies in place")
                 arrays[name] = floating(arr, dtype)
         return Prepared(arrays=arrays, floating=frozenset(arrays), scale=scale_of(x))
 

@@ -7,7 +7,6 @@ naming the field, with the reason phrased for the client.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,7 +17,6 @@ from pydantic import ValidationInfo
 from service.arrays import DEFAULT_LIMITS, ArrayLimits
 from service.dtypes import round_to_dtype
 from service.errors import InvalidInput
-from service.losses.base import LossWarning
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -62,50 +60,6 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
         )
 
 
-def broadcast_named(
-    *operands: tuple[str, tuple[int, ...]], max_elements: int = DEFAULT_LIMITS.max_elements
-) -> tuple[int, ...]:
-    """The broadcast shape of named operands taken in order, as torch's element-wise ops do.
-
-    Broadcasting one operand after another gives the same result as broadcasting them all at
-    once, so the first operand that fails against those before it is the one to name. Small
-    operands can broadcast to a huge result ((N, 1) against (1, M)), so a result larger than
-    ``max_elements`` (the per-tensor limit) is refused too, before torch tries to allocate it."""
-    shape: tuple[int, ...] = ()
-    seen: list[str] = []
-    for field, operand in operands:
-        try:
-            shape = tuple(np.broadcast_shapes(shape, operand))
-        except ValueError:
-            others = ", ".join(f"'{s}'" for s in seen)
-            raise InvalidInput.at(
-                field,
-                f"shape {shape_str(operand)} does not broadcast with {others} "
-                f"(broadcast so far: {shape_str(shape)})",
-            ) from None
-        size = math.prod(shape)
-        if size > max_elements:
-            raise InvalidInput.at(
-                field,
-                f"broadcasting it gives shape {shape_str(shape)}, {size} elements, more than "
-                f"the limit of {max_elements}",
-            )
-        seen.append(field)
-    return shape
-
-
-def sum_grad_to_shape(grad: F64, shape: tuple[int, ...]) -> F64:
-    """The gradient of a broadcast operand: ``grad`` (of the broadcast result) summed over the
-    dimensions broadcasting added or stretched, which is what autograd returns."""
-    lead = grad.ndim - len(shape)
-    out = grad.sum(axis=tuple(range(lead))) if lead > 0 else grad
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
-    if stretched:
-        out = out.sum(axis=stretched, keepdims=True)
-    result: F64 = np.asarray(out, dtype=np.float64).reshape(shape)
-    return result
-
-
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
     """Magnitude of the inputs, which sets the absolute tolerance of the comparison."""
     peak = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
@@ -127,83 +81,10 @@ def log_softmax(x: F64, axis: int) -> F64:
     return x - np.expand_dims(logsumexp(x, axis), axis)
 
 
-def broadcast_shape_checked(
-    field: str, shape: tuple[int, ...], other: tuple[int, ...], other_name: str = "input"
-) -> tuple[int, ...]:
-    """The shape torch's broadcasting gives ``shape`` (of ``field``) and ``other``, or a refusal
-    naming ``field``: trailing dimensions must be equal or 1 (NumPy and torch share the rule)."""
-    try:
-        return tuple(np.broadcast_shapes(shape, other))
-    except ValueError:
-        raise InvalidInput.at(
-            field,
-            f"shape {shape_str(shape)} does not broadcast with {other_name}'s "
-            f"{shape_str(other)} (trailing dimensions must be equal or 1)",
-        ) from None
-
-
-def sum_to_shape(grad: F64, shape: tuple[int, ...]) -> F64:
-    """The gradient of a broadcast operand: ``grad`` (of the broadcast shape) summed over the
-    axes broadcasting added or stretched, so that it has the operand's own ``shape``."""
-    lead = grad.ndim - len(shape)
-    out = grad.sum(axis=tuple(range(lead))) if lead else grad
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
-    if stretched:
-        out = out.sum(axis=stretched, keepdims=True)
-    return np.asarray(out, dtype=np.float64).reshape(shape)
-
-
-def broadcast_mismatch_warning(
-    input_shape: tuple[int, ...], target_shape: tuple[int, ...], result_shape: tuple[int, ...]
-) -> LossWarning:
-    """The warning for an input and a target whose shapes differ but broadcast.
-
-    Torch computes over the broadcast shape without complaint (or with a UserWarning the
-    service does not let escape); when the result is larger than both tensors, every input is
-    paired with several targets, as with an input of shape (N, 1) against a target of (N)."""
-    size = int(np.prod(result_shape))
-    outer = size > max(int(np.prod(input_shape)), int(np.prod(target_shape)))
-    message = (
-        f"input {shape_str(input_shape)} and target {shape_str(target_shape)} differ in shape; "
-        f"torch broadcasts them to {shape_str(result_shape)}."
-    )
-    if outer:
-        message += (
-            f" That is {size} elements, more than either tensor holds: each input element is "
-            "compared with several targets (an outer difference), which is almost never meant. "
-            "Give both the same shape (for example squeeze a trailing dimension of 1)."
-        )
-    return LossWarning(
-        "shape_mismatch_broadcast",
-        message,
-        {
-            "input_shape": list(input_shape),
-            "target_shape": list(target_shape),
-            "broadcast_shape": list(result_shape),
-        },
-    )
-
-
 def element_limit(info: ValidationInfo) -> int:
     """The most elements one tensor may hold, as configured (the validation context's limits)."""
     limits: ArrayLimits = (info.context or {}).get("limits", DEFAULT_LIMITS)
     return limits.max_elements
-
-
-def check_broadcast_size(a: tuple[int, ...], b: tuple[int, ...], info: ValidationInfo) -> None:
-    """Refuse (``ValueError``, for a field validator) shapes whose broadcast holds more elements
-    than one tensor may: an input of (100000, 1) against a target of (100000) is a small body
-    but a 10^10-element computation. Shapes that do not broadcast are left to ``prepare``."""
-    try:
-        shape = np.broadcast_shapes(a, b)
-    except ValueError:
-        return
-    size = int(np.prod(shape, dtype=np.float64))
-    if size > element_limit(info):
-        raise ValueError(
-            f"broadcasting {shape_str(b)} with input {shape_str(a)} gives {shape_str(shape)}, "
-            f"{size} elements; the limit is {element_limit(info)}"
-        )
 
 
 def ieee_quiet(fn: Callable[_P, _R]) -> Callable[_P, _R]:

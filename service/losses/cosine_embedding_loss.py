@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from service.arrays import DEFAULT_LIMITS
 from service.errors import InvalidInput
 from service.losses.base import (
     F64,
@@ -46,13 +47,8 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
-    broadcast_named,
-    floating,
-    scale_of,
-    shape_str,
-    sum_grad_to_shape,
-)
+from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.common import floating, scale_of, shape_str
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -101,8 +97,9 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
                     f"rank {arr.ndim} (shape {shape_str(arr.shape)}); a {y.ndim}-dim target "
                     f"expects {rank}-D inputs",
                 )
-        pair = broadcast_named(("input1", x1.shape), ("input2", x2.shape))
-        broadcast_named(("input1, input2", pair[:-1]), ("target", y.shape))
+        limit = DEFAULT_LIMITS.max_elements
+        pair = broadcast_shape(("input1", x1.shape), ("input2", x2.shape), max_elements=limit)
+        broadcast_shape(("cos(input1, input2)", pair[:-1]), ("target", y.shape), max_elements=limit)
         arrays = {k: floating(getattr(params, k), dtype) for k in self.tensor_inputs}
         return Prepared(
             arrays=arrays,
@@ -139,15 +136,15 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
         if "grad" in include:
             g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
             k = g * (np.where(negative & (cos - params.margin >= 0), 1.0, 0.0) - positive)
-            k = sum_grad_to_shape(np.broadcast_to(k, losses.shape), cos.shape)
+            k = sum_to_shape(np.broadcast_to(k, losses.shape), cos.shape)
             d_dot = k / denom
-            d_sq1 = sum_grad_to_shape(-k * cos / (2 * sq1), sq1.shape)
-            d_sq2 = sum_grad_to_shape(-k * cos / (2 * sq2), sq2.shape)
+            d_sq1 = sum_to_shape(-k * cos / (2 * sq1), sq1.shape)
+            d_sq2 = sum_to_shape(-k * cos / (2 * sq2), sq2.shape)
             pair = np.broadcast_shapes(x1.shape, x2.shape)
             ref.grads = {
-                "input1": sum_grad_to_shape(np.broadcast_to(d_dot[..., None] * x2, pair), x1.shape)
+                "input1": sum_to_shape(np.broadcast_to(d_dot[..., None] * x2, pair), x1.shape)
                 + 2 * x1 * d_sq1[..., None],
-                "input2": sum_grad_to_shape(np.broadcast_to(d_dot[..., None] * x1, pair), x2.shape)
+                "input2": sum_to_shape(np.broadcast_to(d_dot[..., None] * x1, pair), x2.shape)
                 + 2 * x2 * d_sq2[..., None],
             }
         return ref

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from service.losses.base import (
     ErrorSample,
@@ -36,16 +35,13 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
     broadcast_mismatch_warning,
-    broadcast_shape_checked,
-    check_broadcast_size,
-    floating,
-    grad_scale,
-    ieee_quiet,
-    scale_of,
+    broadcast_shape,
     sum_to_shape,
 )
+from service.losses.common import floating, grad_scale, ieee_quiet, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -54,19 +50,11 @@ REDUCTIONS = ("none", "mean", "sum")
 
 class HingeEmbeddingLossParams(LossParams):
     input: Tensor = Field(description="Distances (usually ≥ 0), any shape.")
-    target: Tensor = Field(
+    target: BroadcastsWithInput = Field(
         description="1 (similar pair) or -1 (dissimilar), a shape that broadcasts with the input."
     )
     margin: float = Field(default=1.0, description="Distance dissimilar pairs are pushed beyond.")
     reduction: Reduction = "mean"
-
-    @field_validator("target")
-    @classmethod
-    def _broadcast_fits(cls, target: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArray[Any]:
-        x = info.data.get("input")
-        if x is not None:
-            check_broadcast_size(x.shape, target.shape, info)
-        return target
 
 
 @register
@@ -80,7 +68,7 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
 
     def prepare(self, params: HingeEmbeddingLossParams, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
-        broadcast_shape_checked("target", params.target.shape, x.shape)
+        broadcast_shape(("input", x.shape), ("target", params.target.shape))
         return Prepared(
             arrays={"input": x, "target": floating(params.target, dtype)},
             floating=frozenset({"input", "target"}),
@@ -129,8 +117,7 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
             )
         x_shape, y_shape = params.input.shape, params.target.shape
         if x_shape != y_shape:
-            b_shape = tuple(np.broadcast_shapes(x_shape, y_shape))
-            out.append(broadcast_mismatch_warning(x_shape, y_shape, b_shape))
+            out.append(broadcast_mismatch_warning(x_shape, y_shape))
         x, y = np.broadcast_arrays(params.input, t)
         if np.any((y != -1) & (x < 0)):
             out.append(

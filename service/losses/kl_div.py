@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from service.losses._broadcast import broadcast_note, broadcast_together, unbroadcast
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -36,6 +35,7 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
+from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
 from service.losses.common import F64, floating, log_softmax, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
@@ -71,7 +71,7 @@ class KlDiv(Loss[KlDivParams]):
 
     def prepare(self, params: KlDivParams, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
-        broadcast_together("target", params.target, x.shape, "the input's shape")
+        broadcast_shape(("input", x.shape), ("target", params.target.shape))
         t = floating(params.target, dtype)
         return Prepared(
             arrays={"input": x, "target": t},
@@ -116,8 +116,8 @@ class KlDiv(Loss[KlDivParams]):
                     gx, gt = -p, p * (t - x + 1)
                 else:
                     gx, gt = -p, np.where(t == 0, np.nan, np.log(t) + 1) - x
-            ref.grads["input"] = unbroadcast(g * np.broadcast_to(gx, losses.shape), x.shape)
-            ref.grads["target"] = unbroadcast(g * np.broadcast_to(gt, losses.shape), t.shape)
+            ref.grads["input"] = sum_to_shape(g * np.broadcast_to(gx, losses.shape), x.shape)
+            ref.grads["target"] = sum_to_shape(g * np.broadcast_to(gt, losses.shape), t.shape)
         return ref
 
     def warnings(self, params: KlDivParams, prep: Prepared) -> list[LossWarning]:
@@ -172,10 +172,11 @@ class KlDiv(Loss[KlDivParams]):
             )
         if t.shape != x.shape:
             out.append(
-                LossWarning(
-                    "shapes_broadcast",
-                    broadcast_note("target", t.shape, x.shape) + "; 'batchmean' still divides "
-                    "by input.size(0). Check that this is the pairing you meant.",
+                shapes_broadcast_warning(
+                    t.shape,
+                    x.shape,
+                    "; 'batchmean' still divides by input.size(0). Check that this is the "
+                    "pairing you meant.",
                 )
             )
         return out

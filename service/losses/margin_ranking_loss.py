@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from service.arrays import DEFAULT_LIMITS
 from service.errors import InvalidInput
 from service.losses.base import (
     ErrorSample,
@@ -36,13 +37,8 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
-    broadcast_named,
-    floating,
-    scale_of,
-    shape_str,
-    sum_grad_to_shape,
-)
+from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.common import floating, scale_of, shape_str
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -78,7 +74,12 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
                     f"rank {x1.ndim}; torch needs all three tensors to have the same number of "
                     "dimensions",
                 )
-        broadcast_named(("input1", x1.shape), ("input2", x2.shape), ("target", y.shape))
+        broadcast_shape(
+            ("input1", x1.shape),
+            ("input2", x2.shape),
+            ("target", y.shape),
+            max_elements=DEFAULT_LIMITS.max_elements,
+        )
         arrays = {"input1": floating(x1, dtype), "input2": floating(x2, dtype)}
         arrays["target"] = floating(y, dtype)
         scale = scale_of(arrays["input1"], arrays["input2"], np.asarray(params.margin))
@@ -112,9 +113,9 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
             g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
             active = np.where(unclamped >= 0, g, 0.0)
             ref.grads = {
-                "input1": sum_grad_to_shape(-active * y, x1.shape),
-                "input2": sum_grad_to_shape(active * y, x2.shape),
-                "target": sum_grad_to_shape(-active * diff, y.shape),
+                "input1": sum_to_shape(-active * y, x1.shape),
+                "input2": sum_to_shape(active * y, x2.shape),
+                "target": sum_to_shape(-active * diff, y.shape),
             }
         return ref
 

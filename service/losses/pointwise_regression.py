@@ -34,7 +34,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 import torch
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from service.losses.base import (
     ErrorSample,
@@ -47,18 +47,20 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
+    broadcast_mismatch_warning,
+    broadcast_shape,
+    sum_to_shape,
+)
 from service.losses.common import (
     F64,
-    broadcast_mismatch_warning,
-    broadcast_shape_checked,
-    check_broadcast_size,
     floating,
     grad_scale,
     ieee_quiet,
     require_shape,
     scale_of,
     shape_str,
-    sum_to_shape,
 )
 from service.losses.reduction import reduce
 from service.losses.registry import register
@@ -68,19 +70,11 @@ REDUCTIONS = ("none", "mean", "sum")
 
 class PointwiseParams(LossParams):
     input: Tensor = Field(description="Predictions, any shape.")
-    target: Tensor = Field(
+    target: BroadcastsWithInput = Field(
         description="Targets, the input's shape (or one that broadcasts with it, which torch "
         "warns about)."
     )
     reduction: Reduction = "mean"
-
-    @field_validator("target")
-    @classmethod
-    def _broadcast_fits(cls, target: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArray[Any]:
-        x = info.data.get("input")
-        if x is not None:
-            check_broadcast_size(x.shape, target.shape, info)
-        return target
 
 
 class WeightedPointwiseParams(PointwiseParams):
@@ -164,7 +158,7 @@ class PointwiseLoss(Loss[P]):
     def prepare(self, params: P, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
         y = floating(params.target, dtype)
-        broadcast_shape_checked("target", y.shape, x.shape)
+        broadcast_shape(("input", x.shape), ("target", y.shape))
         arrays: dict[str, Any] = {"input": x, "target": y}
         w = _weight(params)
         if w is not None:
@@ -238,7 +232,7 @@ class PointwiseLoss(Loss[P]):
         x_shape, y_shape = params.input.shape, params.target.shape
         b_shape = tuple(np.broadcast_shapes(x_shape, y_shape))
         if x_shape != y_shape:
-            out.append(broadcast_mismatch_warning(x_shape, y_shape, b_shape))
+            out.append(broadcast_mismatch_warning(x_shape, y_shape))
         w = _weight(params)
         if w is None:
             return out

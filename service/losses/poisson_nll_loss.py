@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.losses._broadcast import broadcast_note, broadcast_together, unbroadcast
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -37,6 +36,7 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
+from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
 from service.losses.common import F64, floating, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
@@ -70,7 +70,7 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
 
     def prepare(self, params: PoissonNllLossParams, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
-        broadcast_together("target", params.target, x.shape, "the input's shape")
+        broadcast_shape(("input", x.shape), ("target", params.target.shape))
         t = floating(params.target, dtype)
         rate, log_rate = _rates(x, params)
         with np.errstate(all="ignore"):
@@ -109,8 +109,8 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
                 if params.full:
                     safe = np.where(t > 1, t, 2.0)
                     gt = gt + np.where(t > 1, np.log(safe) + 0.5 / safe, np.where(t > 0, 0, np.nan))
-            ref.grads["input"] = unbroadcast(g * np.broadcast_to(gx, losses.shape), x.shape)
-            ref.grads["target"] = unbroadcast(g * np.broadcast_to(gt, losses.shape), t.shape)
+            ref.grads["input"] = sum_to_shape(g * np.broadcast_to(gx, losses.shape), x.shape)
+            ref.grads["target"] = sum_to_shape(g * np.broadcast_to(gt, losses.shape), t.shape)
         return ref
 
     def warnings(self, params: PoissonNllLossParams, prep: Prepared) -> list[LossWarning]:
@@ -150,10 +150,11 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
             )
         if t.shape != x.shape:
             out.append(
-                LossWarning(
-                    "shapes_broadcast",
-                    broadcast_note("target", t.shape, x.shape) + ". Check that this is the pairing "
-                    "you meant: an (N) target against an (N, 1) input gives N·N losses.",
+                shapes_broadcast_warning(
+                    t.shape,
+                    x.shape,
+                    ". Check that this is the pairing you meant: an (N) target against an (N, 1) "
+                    "input gives N·N losses.",
                 )
             )
         return out

@@ -40,17 +40,12 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
-    F64,
+from service.losses.broadcasting import (
     broadcast_mismatch_warning,
-    broadcast_shape_checked,
-    floating,
-    grad_scale,
-    ieee_quiet,
-    scale_of,
-    shape_str,
+    require_broadcasts_into,
     sum_to_shape,
 )
+from service.losses.common import F64, floating, grad_scale, ieee_quiet, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -65,6 +60,11 @@ EXP_LIMIT: dict[str, float] = {
 }
 
 
+#: Why the target (and weight) may not enlarge the input, as the refusals say it.
+_LARGER_REFUSED = "torch refuses a result larger than the input"
+_WRONG_DIMENSION = "torch would average over the wrong dimension"
+
+
 def log_sigmoid(x: F64) -> F64:
     """log σ(x) = -log(1 + exp(-x)), without overflow for either sign."""
     out: F64 = -np.logaddexp(0.0, -x)
@@ -73,20 +73,6 @@ def log_sigmoid(x: F64) -> F64:
 
 def sigmoid(x: F64) -> F64:
     return np.exp(log_sigmoid(x))
-
-
-def broadcast_into_input(
-    arr: npt.NDArray[Any], field: str, input_shape: tuple[int, ...], function: str
-) -> None:
-    """Refuse ``arr`` unless it broadcasts to exactly the input's shape: torch either refuses a
-    larger result or (``multilabel_soft_margin_loss``) averages over the wrong dimension."""
-    shape = broadcast_shape_checked(field, arr.shape, input_shape)
-    if shape != input_shape:
-        raise InvalidInput.at(
-            field,
-            f"shape {shape_str(arr.shape)} would broadcast the input {shape_str(input_shape)} "
-            f"to {shape_str(shape)}; {function} needs it to broadcast to the input's shape",
-        )
 
 
 def target_values_warning(
@@ -130,7 +116,7 @@ class SoftMarginLoss(Loss[SoftMarginLossParams]):
 
     def prepare(self, params: SoftMarginLossParams, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
-        broadcast_into_input(params.target, "target", x.shape, self.name)
+        require_broadcasts_into("target", params.target.shape, x.shape, _LARGER_REFUSED)
         y = floating(params.target, dtype)
         return SoftMarginPrepared(
             arrays={"input": x, "target": y},
@@ -172,11 +158,7 @@ class SoftMarginLoss(Loss[SoftMarginLossParams]):
         if odd is not None:
             out.append(odd)
         if params.target.shape != params.input.shape:
-            out.append(
-                broadcast_mismatch_warning(
-                    params.input.shape, params.target.shape, params.input.shape
-                )
-            )
+            out.append(broadcast_mismatch_warning(params.input.shape, params.target.shape))
         limit = prep.exp_limit if isinstance(prep, SoftMarginPrepared) else EXP_LIMIT["float64"]
         x = prep.arrays["input"]
         margin = np.broadcast_to(prep.arrays["target"], x.shape) * x
@@ -295,10 +277,10 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
                 "input", "a class dimension is needed: shape (C), (N, C) or (N, ..., C)"
             )
         x = floating(params.input, dtype)
-        broadcast_into_input(params.target, "target", x.shape, self.name)
+        require_broadcasts_into("target", params.target.shape, x.shape, _WRONG_DIMENSION)
         arrays: dict[str, Any] = {"input": x, "target": floating(params.target, dtype)}
         if params.weight is not None:
-            broadcast_into_input(params.weight, "weight", x.shape, self.name)
+            require_broadcasts_into("weight", params.weight.shape, x.shape, _WRONG_DIMENSION)
             arrays["weight"] = floating(params.weight, dtype)
         return Prepared(
             arrays=arrays,
@@ -348,11 +330,7 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
                 )
             )
         if params.target.shape != params.input.shape:
-            out.append(
-                broadcast_mismatch_warning(
-                    params.input.shape, params.target.shape, params.input.shape
-                )
-            )
+            out.append(broadcast_mismatch_warning(params.input.shape, params.target.shape))
         if params.input.shape[-1] == 0:
             out.append(
                 LossWarning(

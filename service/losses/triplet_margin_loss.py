@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from service.arrays import DEFAULT_LIMITS
 from service.errors import InvalidInput
 from service.losses.base import (
     F64,
@@ -43,13 +44,8 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
-    broadcast_named,
-    floating,
-    scale_of,
-    shape_str,
-    sum_grad_to_shape,
-)
+from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.common import floating, scale_of, shape_str
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -86,15 +82,18 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
                     f"rank {arr.ndim} (shape {shape_str(arr.shape)}) differs from the anchor's "
                     f"rank {a.ndim}; torch needs the three to have the same number of dimensions",
                 )
-        ap = broadcast_named(("anchor", a.shape), ("positive", pos.shape))
-        an = broadcast_named(("anchor", a.shape), ("negative", neg.shape))
+        limit = DEFAULT_LIMITS.max_elements
+        ap = broadcast_shape(("anchor", a.shape), ("positive", pos.shape), max_elements=limit)
+        an = broadcast_shape(("anchor", a.shape), ("negative", neg.shape), max_elements=limit)
         d_shapes = [("positive", ap[:-1]), ("negative", an[:-1])]
         features = [ap[-1:], an[-1:]]
         if params.swap:
-            pn = broadcast_named(("positive", pos.shape), ("negative", neg.shape))
+            pn = broadcast_shape(
+                ("positive", pos.shape), ("negative", neg.shape), max_elements=limit
+            )
             d_shapes.append(("negative", pn[:-1]))
             features.append(pn[-1:])
-        broadcast_named(*d_shapes)
+        broadcast_shape(*d_shapes, max_elements=limit)
         if params.p < 0 and any(f == (0,) for f in features):
             raise InvalidInput.at(
                 "p", f"a negative norm degree ({params.p}) needs a non-empty last dimension"
@@ -144,7 +143,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
             for k, parts in grads.items():
                 shape_k = prep.arrays[k].shape
                 ref.grads[k] = sum(
-                    (sum_grad_to_shape(part, shape_k) for part in parts), np.zeros(shape_k)
+                    (sum_to_shape(part, shape_k) for part in parts), np.zeros(shape_k)
                 )
         return ref
 
