@@ -60,6 +60,73 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
         )
 
 
+
+# -- class scores and class indices (cross_entropy, nll_loss, multi_margin_loss) ----------------
+
+
+def class_axis(x: npt.NDArray[Any]) -> int:
+    """Where the classes lie in an input of shape (C), (N, C) or (N, C, d1, ..., dK), as torch's
+    cross_entropy and nll_loss read it: dimension 0 of a vector, dimension 1 otherwise."""
+    return 0 if x.ndim == 1 else 1
+
+
+def class_count(x: npt.NDArray[Any], what: str) -> int:
+    """C, the size of the class dimension of the input; an input without one, or with an empty
+    one, is refused. ``what`` names the input's contents ("logits", ...)."""
+    if x.ndim == 0:
+        raise InvalidInput.at(
+            "input", f"{what} need a class dimension: shape (C), (N, C) or (N, C, d1, ...)"
+        )
+    n_classes = int(x.shape[class_axis(x)])
+    if n_classes == 0:
+        raise InvalidInput.at("input", f"the class dimension is empty (shape {shape_str(x.shape)})")
+    return n_classes
+
+
+def without_class_axis(x: npt.NDArray[Any]) -> tuple[int, ...]:
+    """The shape of one class index per element: the input's shape without its class dimension."""
+    axis = class_axis(x)
+    return x.shape[:axis] + x.shape[axis + 1 :]
+
+
+def class_indices(t: npt.NDArray[Any], n_classes: int, ignore_index: int | None = None) -> I64:
+    """The target's class indices as int64; fractional values, and indices outside [0, C) other
+    than ``ignore_index``, are refused naming 'target', as torch refuses them."""
+    y = integral(t, "target")
+    bad = (y < 0) | (y >= n_classes)
+    if ignore_index is not None:
+        bad &= y != ignore_index
+    if bad.any():
+        unless = "" if ignore_index is None else f" and is not ignore_index ({ignore_index})"
+        raise InvalidInput.at(
+            "target",
+            f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}){unless}",
+        )
+    return y
+
+
+def class_weights(weight: npt.NDArray[Any], n_classes: int, dtype: str) -> F64:
+    """A per-class ``weight``: shape (C), in the compute dtype."""
+    require_shape(weight, "weight", (n_classes,), "one weight per class")
+    return floating(weight, dtype)
+
+
+def at_targets(y: I64, ignore_index: int, w: F64) -> tuple[npt.NDArray[np.bool_], I64, F64]:
+    """For class-index targets ``y`` and class weights ``w`` (shape (C)): which targets are kept
+    (not ``ignore_index``), the indices with the ignored ones replaced by class 0 (safe to index
+    with), and each target's weight w_y (0 where ignored)."""
+    kept = y != ignore_index
+    safe = np.where(kept, y, 0)
+    w_y: F64 = np.where(kept, w[safe], 0.0)
+    return kept, safe, w_y
+
+
+def take_class(values: F64, index: I64) -> F64:
+    """``values[..., index]`` element by element: ``values`` (..., C) at each element's class."""
+    picked: F64 = np.take_along_axis(values, index[..., None], axis=-1)[..., 0]
+    return picked
+
+
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
     """Magnitude of the inputs, which sets the absolute tolerance of the comparison."""
     peak = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)

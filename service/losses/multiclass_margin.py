@@ -43,6 +43,8 @@ from service.losses.base import (
 )
 from service.losses.common import (
     I64,
+    class_indices,
+    class_weights,
     element_limit,
     floating,
     grad_scale,
@@ -126,16 +128,10 @@ class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
                 f"shape {shape_str(t.shape)}; expected one class index per sample, shape "
                 f"({n}) (or () for a single sample)",
             )
-        y = integral(t, "target")
-        bad = (y < 0) | (y >= c)
-        if bad.any():
-            raise InvalidInput.at(
-                "target", f"class index {int(y[bad].flat[0])} is out of range [0, {c})"
-            )
+        y = class_indices(t, c)
         arrays: dict[str, Any] = {"input": floating(params.input, dtype), "target": y}
         if params.weight is not None:
-            require_shape(params.weight, "weight", (c,), "one weight per class")
-            arrays["weight"] = floating(params.weight, dtype)
+            arrays["weight"] = class_weights(params.weight, c, dtype)
         return Prepared(
             arrays=arrays,
             floating=frozenset(arrays) - {"target"},

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.errors import InvalidInput
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -36,13 +35,20 @@ from service.losses.base import (
 )
 from service.losses.common import (
     F64,
+    at_targets,
+    class_axis,
+    class_count,
+    class_indices,
+    class_weights,
     floating,
-    integral,
+    grad_scale,
     log_softmax,
     logsumexp,
     require_shape,
     scale_of,
     shape_str,
+    take_class,
+    without_class_axis,
 )
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
 from service.losses.reduction import reduce
@@ -80,34 +86,18 @@ class NllLoss(Loss[NllLossParams]):
 
     def prepare(self, params: NllLossParams, dtype: str) -> Prepared:
         x = params.input
-        if x.ndim == 0:
-            raise InvalidInput.at(
-                "input", "log-probabilities need a class dimension: (C), (N, C) or (N, C, d1, ...)"
-            )
-        class_dim = 0 if x.ndim == 1 else 1
-        n_classes = x.shape[class_dim]
-        if n_classes == 0:
-            raise InvalidInput.at(
-                "input", f"the class dimension is empty (shape {shape_str(x.shape)})"
-            )
-        expected = x.shape[:class_dim] + x.shape[class_dim + 1 :]
+        n_classes = class_count(x, "log-probabilities")
         target = params.target
         if x.ndim == 1 and target.shape == (1,):
             target = target.reshape(())  # torch reads a (1) target of a (C) input as one index
-        require_shape(target, "target", expected, f"class indices for input {shape_str(x.shape)}")
-        y = integral(target, "target")
-        bad = (y != params.ignore_index) & ((y < 0) | (y >= n_classes))
-        if bad.any():
-            raise InvalidInput.at(
-                "target",
-                f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}) "
-                f"and is not ignore_index ({params.ignore_index})",
-            )
+        require_shape(
+            target, "target", without_class_axis(x), f"class indices for input {shape_str(x.shape)}"
+        )
+        y = class_indices(target, n_classes, params.ignore_index)
         arrays: dict[str, Any] = {"input": floating(x, dtype), "target": y}
         floating_names = {"input"}
         if params.weight is not None:
-            require_shape(params.weight, "weight", (n_classes,), "one weight per class")
-            arrays["weight"] = floating(params.weight, dtype)
+            arrays["weight"] = class_weights(params.weight, n_classes, dtype)
             floating_names.add("weight")
         return Prepared(
             arrays=arrays,
@@ -120,15 +110,12 @@ class NllLoss(Loss[NllLossParams]):
         self, params: NllLossParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
         x = prep.arrays["input"]
-        class_dim = 0 if x.ndim == 1 else 1
+        class_dim = class_axis(x)
         xm = np.moveaxis(x, class_dim, -1)  # (..., C)
         n_classes = xm.shape[-1]
         w = prep.arrays.get("weight", np.ones(n_classes))
-        y = prep.arrays["target"]
-        kept = y != params.ignore_index
-        safe = np.where(kept, y, 0)
-        w_y = np.where(kept, w[safe], 0.0)
-        x_y = np.where(kept, np.take_along_axis(xm, safe[..., None], axis=-1)[..., 0], 0.0)
+        kept, safe, w_y = at_targets(prep.arrays["target"], params.ignore_index, w)
+        x_y = np.where(kept, take_class(xm, safe), 0.0)
         losses = -w_y * x_y
         denominator = float(w_y.sum())
         value = reduce(losses, params.reduction, denominator)
@@ -141,8 +128,8 @@ class NllLoss(Loss[NllLossParams]):
         if "grad" in include:
             # Torch gives ignored elements a zero gradient, also when 'mean' divides by 0.
             at_target = (np.arange(n_classes) == safe[..., None]) & kept[..., None]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = np.float64(1.0) / denominator if params.reduction == "mean" else 1.0
+            g = grad_scale(params.reduction, denominator)
+            with np.errstate(invalid="ignore"):
                 grad = np.where(at_target, -g * w_y[..., None], 0.0)
             ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
         return ref
@@ -150,7 +137,7 @@ class NllLoss(Loss[NllLossParams]):
     def warnings(self, params: NllLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         x = prep.arrays["input"]
-        class_dim = 0 if x.ndim == 1 else 1
+        class_dim = class_axis(x)
         y = prep.arrays["target"]
         kept = y != params.ignore_index
         if x.size:
@@ -277,14 +264,10 @@ class NllLoss(Loss[NllLossParams]):
 
 def _mean_nll(logp: F64, params: NllLossParams, prep: Prepared) -> float:
     """What ``mean`` would give with ``logp`` in place of the input (same targets and weights)."""
-    class_dim = 0 if logp.ndim == 1 else 1
-    lm = np.moveaxis(logp, class_dim, -1)
+    lm = np.moveaxis(logp, class_axis(logp), -1)
     w = prep.arrays.get("weight", np.ones(lm.shape[-1]))
-    y = prep.arrays["target"]
-    kept = y != params.ignore_index
-    safe = np.where(kept, y, 0)
-    w_y = np.where(kept, w[safe], 0.0)
-    picked = np.take_along_axis(lm, safe[..., None], axis=-1)[..., 0]
+    kept, safe, w_y = at_targets(prep.arrays["target"], params.ignore_index, w)
+    picked = take_class(lm, safe)
     with np.errstate(invalid="ignore", divide="ignore"):
         return float(-(np.where(kept, w_y * picked, 0.0)).sum() / w_y.sum())
 
