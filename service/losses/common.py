@@ -60,6 +60,20 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
         )
 
 
+def require_equal_ranks(*operands: tuple[str, npt.NDArray[Any]]) -> None:
+    """Refuse the first operand whose number of dimensions differs from the first one's: torch's
+    pairwise losses (margin_ranking, triplet_margin) broadcast their operands only then."""
+    (first, a), *others = operands
+    for field, arr in others:
+        if arr.ndim != a.ndim:
+            quoted = [f"'{f}'" for f, _ in operands]
+            names = ", ".join(quoted[:-1]) + " and " + quoted[-1]
+            raise InvalidInput.at(
+                field,
+                f"rank {arr.ndim} (shape {shape_str(arr.shape)}) differs from the rank of "
+                f"'{first}' ({a.ndim}); torch needs {names} to have the same number of dimensions",
+            )
+
 
 # -- class scores and class indices (cross_entropy, nll_loss, multi_margin_loss) ----------------
 

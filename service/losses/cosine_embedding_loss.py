@@ -48,7 +48,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
-from service.losses.common import floating, scale_of, shape_str
+from service.losses.common import floating, require_rank, scale_of, shape_str
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -83,12 +83,13 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
 
     def prepare(self, params: CosineEmbeddingParams, dtype: str) -> Prepared:
         x1, x2, y = params.input1, params.input2, params.target
-        if y.ndim not in (0, 1):
-            raise InvalidInput.at(
-                "target",
-                f"rank {y.ndim} (shape {shape_str(y.shape)}); expected a 1-D target for 2-D "
-                "inputs or a 0-dim target for 1-D inputs (multi-target is not supported)",
-            )
+        require_rank(
+            y,
+            "target",
+            "a 1-D target for 2-D inputs or a 0-dim target for 1-D inputs (multi-target is not "
+            "supported)",
+            y.ndim in (0, 1),
+        )
         rank = y.ndim + 1
         for field, arr in (("input1", x1), ("input2", x2)):
             if arr.ndim != rank:

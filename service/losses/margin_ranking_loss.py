@@ -25,7 +25,6 @@ import numpy as np
 from pydantic import Field
 
 from service.arrays import DEFAULT_LIMITS
-from service.errors import InvalidInput
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -38,7 +37,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
-from service.losses.common import floating, scale_of, shape_str
+from service.losses.common import floating, require_equal_ranks, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -66,14 +65,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
 
     def prepare(self, params: MarginRankingParams, dtype: str) -> Prepared:
         x1, x2, y = params.input1, params.input2, params.target
-        for field, arr in (("input2", x2), ("target", y)):
-            if arr.ndim != x1.ndim:
-                raise InvalidInput.at(
-                    field,
-                    f"rank {arr.ndim} (shape {shape_str(arr.shape)}) differs from input1's "
-                    f"rank {x1.ndim}; torch needs all three tensors to have the same number of "
-                    "dimensions",
-                )
+        require_equal_ranks(("input1", x1), ("input2", x2), ("target", y))
         broadcast_shape(
             ("input1", x1.shape),
             ("input2", x2.shape),

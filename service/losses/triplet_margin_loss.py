@@ -45,7 +45,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
-from service.losses.common import floating, scale_of, shape_str
+from service.losses.common import floating, require_equal_ranks, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -75,13 +75,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
 
     def prepare(self, params: TripletMarginParams, dtype: str) -> Prepared:
         a, pos, neg = params.anchor, params.positive, params.negative
-        for field, arr in (("positive", pos), ("negative", neg)):
-            if arr.ndim != a.ndim:
-                raise InvalidInput.at(
-                    field,
-                    f"rank {arr.ndim} (shape {shape_str(arr.shape)}) differs from the anchor's "
-                    f"rank {a.ndim}; torch needs the three to have the same number of dimensions",
-                )
+        require_equal_ranks(("anchor", a), ("positive", pos), ("negative", neg))
         limit = DEFAULT_LIMITS.max_elements
         ap = broadcast_shape(("anchor", a.shape), ("positive", pos.shape), max_elements=limit)
         an = broadcast_shape(("anchor", a.shape), ("negative", neg.shape), max_elements=limit)
