@@ -35,7 +35,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import require_broadcasts_into
-from service.losses.common import floating, require_shape, scale_of
+from service.losses.common import floating, grad_scale, require_shape, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -106,7 +106,7 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
         ref = Reference(value=value, losses=losses, denominator=float(losses.size))
         ref.breakdown = breakdown
         if "grad" in include:
-            g = _grad_scale(params.reduction, losses.size)
+            g = grad_scale(params.reduction, losses.size)
             ref.grads["input"] = g * w * (x - t) / np.maximum(x * (1 - x), GRAD_EPS)
             with np.errstate(invalid="ignore"):
                 ref.grads["target"] = g * w * (log_1mx - log_x)
@@ -212,10 +212,3 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
         yield ErrorSample(ok | {"pos_weight": [1.0]}, "pos_weight", "only the logits form has it")
         yield ErrorSample(ok | {"size_average": False}, "size_average", "deprecated argument")
         yield ErrorSample({"input": [0.5]}, "target", "missing target")
-
-
-def _grad_scale(reduction: str, count: int) -> float:
-    """What d(value)/d(losses) is for each element: 1/count for ``mean``, else 1."""
-    if reduction != "mean":
-        return 1.0
-    return 1.0 / count if count else float("nan")

@@ -35,7 +35,7 @@ from service.losses.base import (
 )
 from service.losses.binary_cross_entropy import LOG_FLOOR
 from service.losses.broadcasting import require_broadcasts_into
-from service.losses.common import F64, floating, require_shape, scale_of
+from service.losses.common import F64, floating, grad_scale, require_shape, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -105,7 +105,7 @@ class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
         if "sigmoid" in include:
             ref.extras["sigmoid"] = sigmoid(x)
         if "grad" in include:
-            g = 1.0 if params.reduction != "mean" else _inverse(losses.size)
+            g = grad_scale(params.reduction, losses.size)
             s = sigmoid(x)
             ref.grads["input"] = g * w * (p * t * (s - 1) + (1 - t) * s)
             ref.grads["target"] = g * w * (p * sp_neg - sp_pos)
@@ -227,10 +227,6 @@ def sigmoid(z: F64) -> F64:
     e = np.exp(-np.abs(z))
     out: F64 = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     return out
-
-
-def _inverse(count: int) -> float:
-    return 1.0 / count if count else float("nan")
 
 
 def _bce_reading(x: F64, t: F64) -> float:

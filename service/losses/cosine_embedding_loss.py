@@ -48,7 +48,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
-from service.losses.common import floating, require_rank, scale_of, shape_str
+from service.losses.common import floating, grad_scale, require_rank, scale_of, shape_str
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -135,7 +135,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
             },
         )
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
+            g = grad_scale(params.reduction, denominator)
             k = g * (np.where(negative & (cos - params.margin >= 0), 1.0, 0.0) - positive)
             k = sum_to_shape(np.broadcast_to(k, losses.shape), cos.shape)
             d_dot = k / denom

@@ -42,7 +42,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
-from service.losses.common import F64, floating, scale_of, shape_str
+from service.losses.common import F64, floating, grad_scale, scale_of, shape_str
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -129,9 +129,7 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
             },
         )
         if "grad" in include:
-            g = 1.0
-            if params.reduction == "mean":
-                g = 1.0 / losses.size if losses.size else float("nan")
+            g = grad_scale(params.reduction, losses.size)
             with np.errstate(divide="ignore", invalid="ignore"):
                 gx = np.broadcast_to(g * d / v, shape)
                 gv = np.broadcast_to(g * 0.5 * (1 / v - d**2 / v**2), shape)

@@ -36,7 +36,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
-from service.losses.common import F64, floating, log_softmax, scale_of
+from service.losses.common import F64, floating, grad_scale, log_softmax, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -108,9 +108,7 @@ class KlDiv(Loss[KlDivParams]):
             breakdown={"target_probability": np.array(p), "log_ratio": log_ratio},
         )
         if "grad" in include:
-            g = 1.0
-            if params.reduction in ("mean", "batchmean"):
-                g = 1.0 / denominator if denominator else float("nan")
+            g = grad_scale(plain, denominator)
             with np.errstate(divide="ignore", invalid="ignore"):
                 if params.log_target:
                     gx, gt = -p, p * (t - x + 1)

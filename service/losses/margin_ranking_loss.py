@@ -37,7 +37,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
-from service.losses.common import floating, require_equal_ranks, scale_of
+from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -102,7 +102,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
             },
         )
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
+            g = grad_scale(params.reduction, denominator)
             active = np.where(unclamped >= 0, g, 0.0)
             ref.grads = {
                 "input1": sum_to_shape(-active * y, x1.shape),

@@ -37,7 +37,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
-from service.losses.common import F64, floating, scale_of
+from service.losses.common import F64, floating, grad_scale, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -100,9 +100,7 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
             breakdown=breakdown,
         )
         if "grad" in include:
-            g = 1.0
-            if params.reduction == "mean":
-                g = 1.0 / losses.size if losses.size else float("nan")
+            g = grad_scale(params.reduction, losses.size)
             with np.errstate(divide="ignore", invalid="ignore"):
                 gx = rate - t if params.log_input else 1 - t / (x + params.eps)
                 gt = -log_rate

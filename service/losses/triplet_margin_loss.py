@@ -45,7 +45,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
-from service.losses.common import floating, require_equal_ranks, scale_of
+from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
 from service.losses.reduction import reduce
 from service.losses.registry import register
 
@@ -125,7 +125,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         denominator = float(losses.size)
         ref = Reference(value, losses, denominator, breakdown)
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
+            g = grad_scale(params.reduction, denominator)
             c = np.where(unclamped >= 0, g, 0.0)
             g_ap = c[..., None] * _pnorm_grad(u_ap, d_ap, params.p)
             g_an = (c * w_an)[..., None] * _pnorm_grad(u_an, d_an, params.p)
