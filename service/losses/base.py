@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInf
 
 from service.arrays import DEFAULT_LIMITS, ArrayLimits, to_array
 from service.dtypes import DTypeName
+from service.losses.reduction import Reduction as Reduction  # re-exported for every loss
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -46,8 +47,6 @@ Tensor = Annotated[
     npt.NDArray[Any], PlainValidator(_tensor), WithJsonSchema(_TENSOR_SCHEMA, mode="validation")
 ]
 """A tensor field: validated into an int64 (all integers) or float64 array."""
-
-Reduction = Literal["none", "mean", "sum"]
 
 
 class LossParams(BaseModel):

@@ -36,7 +36,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import require_broadcasts_into
 from service.losses.common import floating, grad_scale, require_shape, scale_of
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 #: Torch's floor for log x and log(1 - x): exp(-100) ≈ 3.7e-44 is below float32's normal range.
@@ -45,7 +45,6 @@ LOG_FLOOR = -100.0
 GRAD_EPS = float(np.float32(1e-12))
 #: Inputs this close to 0 or 1 are saturated: float32 cannot get closer to 1 than 6e-8.
 SATURATION = 1e-6
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class BinaryCrossEntropyParams(LossParams):
@@ -182,7 +181,7 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
                 )
         edges = [0.0, 1.0, 0.0, 1.0, 1e-50, 1 - 1e-12, 1e-9, 0.5, 1e-45, 1 - 1e-7]
         t_edge = [1.0, 0.0, 0.0, 1.0, 0.5, 0.3, 1.0, 0.5, 1.0, 0.0]
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             yield Sample(
                 {"input": edges, "target": t_edge, "reduction": reduction},
                 "0, 1 and values within e^-100 of them (the clamp)",

@@ -36,10 +36,8 @@ from service.losses.base import (
 from service.losses.binary_cross_entropy import LOG_FLOOR
 from service.losses.broadcasting import require_broadcasts_into
 from service.losses.common import F64, floating, grad_scale, require_shape, scale_of
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class BinaryCrossEntropyWithLogitsParams(LossParams):
@@ -190,7 +188,7 @@ class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
                         body | {"reduction": REDUCTIONS[i % 3]},
                         f"soft, rank {rank} x{scale}, options {i}",
                     )
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             yield Sample({"input": [], "target": [], "reduction": reduction}, "empty")
             yield Sample(
                 {

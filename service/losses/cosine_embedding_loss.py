@@ -49,7 +49,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
 from service.losses.common import floating, grad_scale, require_rank, scale_of, shape_str
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 #: What torch adds to each squared norm: ``EPSILON`` of ATen's Loss.cpp, a float32 1e-12 (it
@@ -228,7 +228,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
         }
         for scale in (1e-3, 1.0, 1e3):
             for what, (s1, s2, st) in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     margin = float(rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0]))
                     x1 = rng.standard_normal(s1) * scale
                     x2 = rng.standard_normal(s2) * scale

@@ -50,7 +50,7 @@ from service.losses.common import (
     take_class,
     without_class_axis,
 )
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 #: The article's example: rows of probabilities drawn with np.random.seed(1024).
@@ -229,7 +229,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         shapes = {1: (5,), 2: (4, 5), 3: (3, 4, 2), 4: (2, 3, 2, 2)}
         for scale in (0.1, 1.0, 30.0, 1e3):
             for rank, shape in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     x = rng.standard_normal(shape) * scale
                     c = shape[0] if rank == 1 else shape[1]
                     batch = () if rank == 1 else shape[:1] + shape[2:]

@@ -63,7 +63,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.common import floating, integral, logsumexp, require_rank, scale_of, shape_str
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 NEG_INF = -np.inf
@@ -330,7 +330,7 @@ class CTCLoss(Loss[CTCParams]):
 
     def samples(self, rng: np.random.Generator) -> Iterator[Sample]:
         yield Sample(self.example(), "example")
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             for layout in ("padded", "concatenated"):
                 for blank in (0, 4):
                     case = _random_case(rng, frames=12, batch=4, classes=5, blank=blank)

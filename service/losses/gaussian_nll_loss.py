@@ -43,10 +43,9 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
 from service.losses.common import F64, floating, grad_scale, scale_of, shape_str
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
-REDUCTIONS = ("none", "mean", "sum")
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 

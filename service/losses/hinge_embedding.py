@@ -42,10 +42,8 @@ from service.losses.broadcasting import (
     sum_to_shape,
 )
 from service.losses.common import floating, grad_scale, ieee_quiet, scale_of
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class HingeEmbeddingLossParams(LossParams):

@@ -38,7 +38,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
 from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 
@@ -150,7 +150,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
         }
         for scale in (1e-3, 1.0, 1e3):
             for what, (s1, s2, st) in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     margin = float(rng.choice([0.0, 0.5, -0.3, 2.0])) * scale
                     yield Sample(
                         {
@@ -163,7 +163,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
                         f"{what} x{scale} margin {margin:g}",
                     )
         x = rng.standard_normal(5).round(2)
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             yield Sample(
                 {"input1": x.tolist(), "input2": x.tolist(), "target": _signs(rng, 5).tolist()}
                 | {"reduction": reduction},

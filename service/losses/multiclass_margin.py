@@ -54,10 +54,8 @@ from service.losses.common import (
     scale_of,
     shape_str,
 )
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 P = TypeVar("P", bound=LossParams)
 

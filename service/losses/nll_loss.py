@@ -51,7 +51,7 @@ from service.losses.common import (
     without_class_axis,
 )
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 #: How far Σ_c exp(x_c) of a row may be from 1 (in log space) and still count as normalised:
@@ -204,7 +204,7 @@ class NllLoss(Loss[NllLossParams]):
                 logp = log_softmax(rng.standard_normal(shape) * scale, 0 if rank == 1 else 1)
                 y = rng.integers(0, c, size=batch)
                 weight = rng.uniform(0.1, 2.0, c).tolist()
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     base = {"input": logp.tolist(), "reduction": reduction}
                     yield Sample(base | {"target": y.tolist()}, f"rank {rank} x{scale}")
                     if rank > 1:
@@ -214,7 +214,7 @@ class NllLoss(Loss[NllLossParams]):
                             f"weighted, some ignored, rank {rank} x{scale}",
                         )
         x = rng.standard_normal((4, 3)) * 2
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             yield Sample(
                 {"input": x.tolist(), "target": [0, 1, 2, 1], "reduction": reduction},
                 "raw logits, not log-probabilities (torch does not care)",

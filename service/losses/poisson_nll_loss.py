@@ -38,12 +38,11 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
 from service.losses.common import F64, floating, grad_scale, scale_of
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 #: Above this, a "log-rate" is a rate of more than e^20 ≈ 5e8 events: probably a rate itself.
 LARGE_LOG_RATE = 20.0
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class PoissonNllLossParams(LossParams):

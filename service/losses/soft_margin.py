@@ -46,10 +46,8 @@ from service.losses.broadcasting import (
     sum_to_shape,
 )
 from service.losses.common import F64, floating, grad_scale, ieee_quiet, scale_of
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 #: log of the largest finite number of each dtype: exp() overflows to inf past it.
 EXP_LIMIT: dict[str, float] = {

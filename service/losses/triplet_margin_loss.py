@@ -46,7 +46,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
 from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 
@@ -177,7 +177,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         i = 0
         for scale in (1e-2, 1.0, 1e2):
             for what, (sa, sp, sn) in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     for swap in (False, True):
                         p = (1.0, 2.0, 3.0, 1.5)[i % 4]
                         margin = (1.0, 0.2, 5.0)[i % 3] * scale
