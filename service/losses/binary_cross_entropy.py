@@ -36,7 +36,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import require_broadcasts_into
 from service.losses.common import floating, grad_scale, require_shape, scale_of
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: Torch's floor for log x and log(1 - x): exp(-100) ≈ 3.7e-44 is below float32's normal range.
@@ -101,9 +101,7 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
         breakdown["clamped"] = clamped
         if "weight" in prep.arrays:
             breakdown["weight"] = np.array(w)
-        value = reduce(losses, params.reduction)
-        ref = Reference(value=value, losses=losses, denominator=float(losses.size))
-        ref.breakdown = breakdown
+        ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
             ref.grads["input"] = g * w * (x - t) / np.maximum(x * (1 - x), GRAD_EPS)

@@ -36,7 +36,7 @@ from service.losses.base import (
 from service.losses.binary_cross_entropy import LOG_FLOOR
 from service.losses.broadcasting import require_broadcasts_into
 from service.losses.common import F64, floating, grad_scale, require_shape, scale_of
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 
@@ -94,12 +94,7 @@ class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
         }
         if "weight" in prep.arrays:
             breakdown["weight"] = np.array(w)
-        ref = Reference(
-            value=reduce(losses, params.reduction),
-            losses=losses,
-            denominator=float(losses.size),
-            breakdown=breakdown,
-        )
+        ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "sigmoid" in include:
             ref.extras["sigmoid"] = sigmoid(x)
         if "grad" in include:

@@ -49,7 +49,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
 from service.losses.common import floating, grad_scale, require_rank, scale_of, shape_str
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: What torch adds to each squared norm: ``EPSILON`` of ATen's Loss.cpp, a float32 1e-12 (it
@@ -122,20 +122,17 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
         losses: F64 = np.where(positive, 1 - cos, 0.0) + np.where(
             negative, np.maximum(cos - params.margin, 0.0), 0.0
         )
-        value = reduce(losses, params.reduction)
-        denominator = float(losses.size)
         counted = positive | (negative & (cos - params.margin >= 0))
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=denominator,
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
             breakdown={
                 "cosine": np.broadcast_to(cos, losses.shape).copy(),
                 "contributes": np.broadcast_to(counted, losses.shape).copy(),
             },
         )
         if "grad" in include:
-            g = grad_scale(params.reduction, denominator)
+            g = grad_scale(params.reduction, losses.size)
             k = g * (np.where(negative & (cos - params.margin >= 0), 1.0, 0.0) - positive)
             k = sum_to_shape(np.broadcast_to(k, losses.shape), cos.shape)
             d_dot = k / denom

@@ -50,7 +50,7 @@ from service.losses.common import (
     take_class,
     without_class_axis,
 )
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: The article's example: rows of probabilities drawn with np.random.seed(1024).
@@ -150,8 +150,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         losses = (1 - eps) * nll + (eps / n_classes) * smooth
         if eps > 0:
             breakdown["smoothing_term"] = (eps / n_classes) * smooth
-        value = reduce(losses, params.reduction, denominator)
-        ref = Reference(value=value, losses=losses, denominator=denominator, breakdown=breakdown)
+        ref = Reference.reduced(losses, params.reduction, denominator, breakdown)
         if "log_softmax" in include:
             ref.extras["log_softmax"] = np.moveaxis(logp, -1, class_dim)
         if "softmax" in include:

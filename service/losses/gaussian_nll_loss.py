@@ -43,7 +43,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
 from service.losses.common import F64, floating, grad_scale, scale_of, shape_str
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -117,10 +117,9 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
         if params.full:
             losses = losses + HALF_LOG_2PI
         shape = losses.shape
-        ref = Reference(
-            value=reduce(losses, params.reduction),
-            losses=losses,
-            denominator=float(losses.size),
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
             breakdown={
                 "log_var": np.broadcast_to(log_v, shape).copy(),
                 "squared_error_over_var": np.broadcast_to(sq, shape).copy(),

@@ -42,7 +42,7 @@ from service.losses.broadcasting import (
     sum_to_shape,
 )
 from service.losses.common import floating, grad_scale, ieee_quiet, scale_of
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 
@@ -85,10 +85,9 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
         margin_term = np.where(dissimilar, np.maximum(gap, 0.0), 0.0)
         distance_term = np.where(similar, x, 0.0)
         losses = margin_term + distance_term
-        ref = Reference(
-            value=reduce(losses, params.reduction),
-            losses=losses,
-            denominator=float(losses.size),
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
             breakdown={"margin_term": margin_term, "distance_term": distance_term},
         )
         if "grad" in include:

@@ -37,7 +37,6 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
 from service.losses.common import F64, floating, grad_scale, log_softmax, scale_of
-from service.losses.reduction import reduce
 from service.losses.registry import register
 
 KLReduction = Literal["none", "batchmean", "sum", "mean"]
@@ -101,10 +100,10 @@ class KlDiv(Loss[KlDivParams]):
         p = np.broadcast_to(p, losses.shape)
         denominator = _denominator(params.reduction, x, losses)
         plain = "mean" if params.reduction == "batchmean" else params.reduction
-        ref = Reference(
-            value=reduce(losses, plain, denominator),
-            losses=losses,
-            denominator=denominator,
+        ref = Reference.reduced(
+            losses,
+            plain,
+            denominator,
             breakdown={"target_probability": np.array(p), "log_ratio": log_ratio},
         )
         if "grad" in include:

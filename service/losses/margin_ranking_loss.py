@@ -38,7 +38,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
 from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 
@@ -88,13 +88,10 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
         diff = x1 - x2
         unclamped = -y * diff + params.margin
         losses = np.maximum(unclamped, 0.0)
-        value = reduce(losses, params.reduction)
-        denominator = float(losses.size)
         shape = losses.shape
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=denominator,
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
             breakdown={
                 "difference": np.broadcast_to(diff, shape).copy(),
                 "margin_term": unclamped,
@@ -102,7 +99,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
             },
         )
         if "grad" in include:
-            g = grad_scale(params.reduction, denominator)
+            g = grad_scale(params.reduction, losses.size)
             active = np.where(unclamped >= 0, g, 0.0)
             ref.grads = {
                 "input1": sum_to_shape(-active * y, x1.shape),

@@ -54,7 +54,7 @@ from service.losses.common import (
     scale_of,
     shape_str,
 )
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 P = TypeVar("P", bound=LossParams)
@@ -160,8 +160,7 @@ class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
         }
         if w is not None:
             breakdown["weight"] = w_y.reshape(y.shape)
-        value = reduce(losses, params.reduction, float(n))
-        ref = Reference(value=value, losses=losses, denominator=float(n), breakdown=breakdown)
+        ref = Reference.reduced(losses, params.reduction, n, breakdown)
         if "grad" in include:
             g = grad_scale(params.reduction, n)
             slope = np.where(active, params.p * np.where(active, z, 0.0) ** (params.p - 1), 0.0)
@@ -361,10 +360,10 @@ class MultilabelMarginLoss(ClassScoresLoss[MultilabelMarginLossParams]):
                 np.add.at(grad, (rows, labels), -g * active.sum(axis=1))
         out_shape = () if x_in.ndim <= 1 else (n,)
         losses = (totals / c).reshape(out_shape)
-        ref = Reference(
-            value=reduce(losses, params.reduction, float(n)),
-            losses=losses,
-            denominator=float(n),
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
+            n,
             breakdown={
                 "labels": read.sum(axis=1).reshape(out_shape),
                 "violations": violations.reshape(out_shape),

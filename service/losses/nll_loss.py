@@ -51,7 +51,7 @@ from service.losses.common import (
     without_class_axis,
 )
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: How far Σ_c exp(x_c) of a row may be from 1 (in log space) and still count as normalised:
@@ -118,11 +118,10 @@ class NllLoss(Loss[NllLossParams]):
         x_y = np.where(kept, take_class(xm, safe), 0.0)
         losses = -w_y * x_y
         denominator = float(w_y.sum())
-        value = reduce(losses, params.reduction, denominator)
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=denominator,
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
+            denominator,
             breakdown={"target_log_prob": x_y, "weight": w_y, "ignored": ~kept},
         )
         if "grad" in include:

@@ -62,7 +62,7 @@ from service.losses.common import (
     scale_of,
     shape_str,
 )
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 
@@ -209,8 +209,7 @@ class PointwiseLoss(Loss[P]):
             denominator = float(w.sum()) if self.mean_over_weights else float(d.size)
             breakdown |= {"unweighted": unweighted, "weight": wb}
         breakdown |= self.zones(d, params)
-        value = reduce(losses, params.reduction, denominator)
-        ref = Reference(value=value, losses=losses, denominator=denominator, breakdown=breakdown)
+        ref = Reference.reduced(losses, params.reduction, denominator, breakdown)
         if "grad" in include:
             mean = params.reduction == "mean"
             g = grad_scale(params.reduction, denominator)
@@ -220,7 +219,7 @@ class PointwiseLoss(Loss[P]):
             if w is not None:
                 gw = sum_to_shape(g * unweighted, w.shape)
                 if mean and self.mean_over_weights:
-                    gw = gw - np.float64(value) / np.float64(denominator)
+                    gw = gw - np.float64(ref.value) / np.float64(denominator)
                 ref.grads["weight"] = gw
         return ref
 

@@ -38,7 +38,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
 from service.losses.common import F64, floating, grad_scale, scale_of
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: Above this, a "log-rate" is a rate of more than e^20 ≈ 5e8 events: probably a rate itself.
@@ -92,12 +92,7 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
             stirling = _stirling(t)
             losses = losses + stirling
             breakdown["stirling_term"] = np.broadcast_to(stirling, losses.shape).copy()
-        ref = Reference(
-            value=reduce(losses, params.reduction),
-            losses=losses,
-            denominator=float(losses.size),
-            breakdown=breakdown,
-        )
+        ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -46,7 +46,7 @@ from service.losses.broadcasting import (
     sum_to_shape,
 )
 from service.losses.common import F64, floating, grad_scale, ieee_quiet, scale_of
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: log of the largest finite number of each dtype: exp() overflows to inf past it.
@@ -131,13 +131,7 @@ class SoftMarginLoss(Loss[SoftMarginLossParams]):
         y = np.broadcast_to(prep.arrays["target"], x.shape)
         margin = y * x
         losses = np.logaddexp(0.0, -margin)
-        value = reduce(losses, params.reduction)
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=float(losses.size),
-            breakdown={"margin": margin},
-        )
+        ref = Reference.reduced(losses, params.reduction, breakdown={"margin": margin})
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
             ref.grads["input"] = -g * y * sigmoid(-margin)
@@ -299,13 +293,7 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
         per_class = -(t * log_sigmoid(x) + (1.0 - t) * log_sigmoid(-x))
         weighted = per_class * wb
         losses = weighted.sum(axis=-1) / n_classes
-        value = reduce(losses, params.reduction)
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=float(losses.size),
-            breakdown={"per_class": weighted},
-        )
+        ref = Reference.reduced(losses, params.reduction, breakdown={"per_class": weighted})
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size) / np.float64(n_classes)
             ref.grads["input"] = g * wb * (sigmoid(x) - t)

@@ -46,7 +46,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
 from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
-from service.losses.reduction import REDUCTIONS, reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 
@@ -121,11 +121,9 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         breakdown["active"] = unclamped >= 0
         shape = losses.shape
         breakdown = {k: np.broadcast_to(v, shape).copy() for k, v in breakdown.items()}
-        value = reduce(losses, params.reduction)
-        denominator = float(losses.size)
-        ref = Reference(value, losses, denominator, breakdown)
+        ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
-            g = grad_scale(params.reduction, denominator)
+            g = grad_scale(params.reduction, losses.size)
             c = np.where(unclamped >= 0, g, 0.0)
             g_ap = c[..., None] * _pnorm_grad(u_ap, d_ap, params.p)
             g_an = (c * w_an)[..., None] * _pnorm_grad(u_an, d_an, params.p)
