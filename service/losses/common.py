@@ -17,6 +17,7 @@ from pydantic import ValidationInfo
 from service.arrays import DEFAULT_LIMITS, ArrayLimits
 from service.dtypes import round_to_dtype
 from service.errors import InvalidInput
+from service.losses.base import LossWarning
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -192,3 +193,43 @@ def grad_scale(reduction: str, denominator: float) -> np.float64:
         return np.float64(1.0)
     with np.errstate(divide="ignore"):
         return np.float64(1.0) / np.float64(denominator)
+
+
+# -- warnings several losses give ---------------------------------------------------------------
+
+
+def target_values_warning(
+    t: npt.NDArray[Any], allowed: tuple[float, float], name: str, hint: str
+) -> LossWarning | None:
+    """``target_values``, when the target holds values other than the two labels the loss
+    expects (torch does not check them); ``hint`` says what such values do and what to send."""
+    values = np.unique(np.asarray(t, dtype=np.float64))
+    odd = values[~np.isin(values, allowed)]
+    if not odd.size:
+        return None
+    shown = ", ".join(f"{v:g}" for v in odd[:5])
+    return LossWarning(
+        "target_values",
+        f"{name} expects targets in {{{allowed[0]:g}, {allowed[1]:g}}}; the target holds {shown}. "
+        + hint,
+        {"unexpected_values": odd[:5].tolist()},
+    )
+
+
+def negative_weight_warning(weight: npt.NDArray[Any] | None) -> LossWarning | None:
+    """``negative_weight``, when some weights are below 0 (torch does not check them)."""
+    if weight is None or not (weight.size and weight.min() < 0):
+        return None
+    return LossWarning(
+        "negative_weight",
+        "some weights are negative: those terms lower the loss, which can then be negative.",
+    )
+
+
+def all_targets_ignored_warning(ignore_index: int) -> LossWarning:
+    """``all_targets_ignored``: every class index equals ``ignore_index``, so 'mean' is 0/0."""
+    return LossWarning(
+        "all_targets_ignored",
+        f"every target equals ignore_index ({ignore_index}): the losses are all 0 and 'mean' "
+        "divides 0 by 0, which is NaN.",
+    )

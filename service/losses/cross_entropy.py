@@ -35,6 +35,7 @@ from service.losses.base import (
 )
 from service.losses.common import (
     F64,
+    all_targets_ignored_warning,
     at_targets,
     class_axis,
     class_count,
@@ -193,13 +194,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         if indices:
             y = prep.arrays["target"]
             if y.size and bool(np.all(y == params.ignore_index)):
-                out.append(
-                    LossWarning(
-                        "all_targets_ignored",
-                        f"every target equals ignore_index ({params.ignore_index}): the losses are "
-                        "all 0 and 'mean' divides 0 by 0, which is NaN.",
-                    )
-                )
+                out.append(all_targets_ignored_warning(params.ignore_index))
         else:
             if params.weight is not None:
                 out.append(

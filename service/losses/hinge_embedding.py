@@ -41,7 +41,13 @@ from service.losses.broadcasting import (
     broadcast_shape,
     sum_to_shape,
 )
-from service.losses.common import floating, grad_scale, ieee_quiet, scale_of
+from service.losses.common import (
+    floating,
+    grad_scale,
+    ieee_quiet,
+    scale_of,
+    target_values_warning,
+)
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -100,18 +106,15 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
     def warnings(self, params: HingeEmbeddingLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         t = np.asarray(params.target, dtype=np.float64)
-        odd = np.unique(t[(t != 1) & (t != -1)])
-        if odd.size:
-            shown = ", ".join(f"{v:g}" for v in odd[:5])
-            hint = " (0/1 labels: map 0 to -1)" if np.all(np.isin(t, (0, 1))) else ""
-            out.append(
-                LossWarning(
-                    "target_values",
-                    f"hinge_embedding_loss expects targets 1 or -1; the target holds {shown}"
-                    f"{hint}. Torch gives such elements both terms, x + max(0, margin - x).",
-                    {"unexpected_values": odd[:5].tolist()},
-                )
-            )
+        zero_one = " With 0/1 labels, map 0 to -1." if np.all(np.isin(t, (0, 1))) else ""
+        odd = target_values_warning(
+            t,
+            (-1.0, 1.0),
+            self.name,
+            f"Torch gives such elements both terms, x + max(0, margin - x).{zero_one}",
+        )
+        if odd is not None:
+            out.append(odd)
         x_shape, y_shape = params.input.shape, params.target.shape
         if x_shape != y_shape:
             out.append(broadcast_mismatch_warning(x_shape, y_shape))

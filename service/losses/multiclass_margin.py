@@ -50,6 +50,7 @@ from service.losses.common import (
     grad_scale,
     ieee_quiet,
     integral,
+    negative_weight_warning,
     require_shape,
     scale_of,
     shape_str,
@@ -188,12 +189,9 @@ class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
                     "nll_loss and cross_entropy do.",
                 )
             )
-        if params.weight is not None and params.weight.size and params.weight.min() < 0:
-            out.append(
-                LossWarning(
-                    "negative_weight", "some weights are negative: the loss can be negative."
-                )
-            )
+        negative = negative_weight_warning(params.weight)
+        if negative is not None:
+            out.append(negative)
         return out
 
     def example(self) -> dict[str, Any]:

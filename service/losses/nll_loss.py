@@ -35,6 +35,7 @@ from service.losses.base import (
 )
 from service.losses.common import (
     F64,
+    all_targets_ignored_warning,
     at_targets,
     class_axis,
     class_count,
@@ -171,13 +172,7 @@ class NllLoss(Loss[NllLossParams]):
                     )
                 )
         if y.size and not kept.any():
-            out.append(
-                LossWarning(
-                    "all_targets_ignored",
-                    f"every target equals ignore_index ({params.ignore_index}): the losses are "
-                    "all 0 and 'mean' divides 0 by 0, which is NaN.",
-                )
-            )
+            out.append(all_targets_ignored_warning(params.ignore_index))
         elif params.reduction == "mean" and kept.any() and params.weight is not None:
             w = prep.arrays["weight"]
             if float(w[np.where(kept, y, 0)][kept].sum()) == 0.0:

@@ -58,6 +58,7 @@ from service.losses.common import (
     floating,
     grad_scale,
     ieee_quiet,
+    negative_weight_warning,
     require_shape,
     scale_of,
     shape_str,
@@ -233,14 +234,9 @@ class PointwiseLoss(Loss[P]):
         w = _weight(params)
         if w is None:
             return out
-        if w.size and w.min() < 0:
-            out.append(
-                LossWarning(
-                    "negative_weight",
-                    "some weights are negative: those elements lower the loss, and the result "
-                    "can be negative.",
-                )
-            )
+        negative = negative_weight_warning(w)
+        if negative is not None:
+            out.append(negative)
         if params.reduction != "mean":
             return out
         if not self.mean_over_weights:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from service.errors import InvalidInput
@@ -45,7 +44,15 @@ from service.losses.broadcasting import (
     require_broadcasts_into,
     sum_to_shape,
 )
-from service.losses.common import F64, floating, grad_scale, ieee_quiet, scale_of
+from service.losses.common import (
+    F64,
+    floating,
+    grad_scale,
+    ieee_quiet,
+    negative_weight_warning,
+    scale_of,
+    target_values_warning,
+)
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -71,22 +78,6 @@ def log_sigmoid(x: F64) -> F64:
 
 def sigmoid(x: F64) -> F64:
     return np.exp(log_sigmoid(x))
-
-
-def target_values_warning(
-    t: npt.NDArray[Any], allowed: tuple[float, float], name: str, hint: str
-) -> LossWarning | None:
-    values = np.unique(np.asarray(t, dtype=np.float64))
-    odd = values[~np.isin(values, allowed)]
-    if not odd.size:
-        return None
-    shown = ", ".join(f"{v:g}" for v in odd[:5])
-    return LossWarning(
-        "target_values",
-        f"{name} expects targets in {{{allowed[0]:g}, {allowed[1]:g}}}; the target holds {shown}. "
-        + hint,
-        {"unexpected_values": odd[:5].tolist()},
-    )
 
 
 class SoftMarginLossParams(LossParams):
@@ -324,14 +315,9 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
                     "the class dimension is empty: each sample's loss is 0/0, which is NaN.",
                 )
             )
-        if params.weight is not None and params.weight.size and params.weight.min() < 0:
-            out.append(
-                LossWarning(
-                    "negative_weight",
-                    "some weights are negative: those terms lower the loss, which can then be "
-                    "negative.",
-                )
-            )
+        negative = negative_weight_warning(params.weight)
+        if negative is not None:
+            out.append(negative)
         return out
 
     def example(self) -> dict[str, Any]:
