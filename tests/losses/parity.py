@@ -15,6 +15,7 @@ import torch
 
 from service.dataplane import Dataplane
 from service.errors import InvalidInput
+from service.losses import registry
 from service.losses.base import Loss
 
 
@@ -34,6 +35,13 @@ def service_refuses(dataplane: Dataplane, loss: Loss[Any], body: dict[str, Any])
     except InvalidInput as exc:
         return exc.field
     return None
+
+
+def compute(
+    dataplane: Dataplane, name: str, body: dict[str, Any], dtype: str = "float64"
+) -> dict[str, Any]:
+    """The service's response to ``body`` for the loss called ``name``, computed in ``dtype``."""
+    return dataplane.compute(registry.require(name), body | {"dtype": dtype})
 
 
 def codes(out: dict[str, Any]) -> set[str]:

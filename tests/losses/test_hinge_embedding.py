@@ -13,12 +13,11 @@ from service.dataplane import Dataplane
 from service.errors import InvalidInput
 from service.losses import registry
 from tests.conftest import cpu_settings
+from tests.losses import parity
 
 
 def compute(dataplane: Dataplane, body: dict[str, Any]) -> dict[str, Any]:
-    loss = registry.get("hinge_embedding_loss")
-    assert loss is not None
-    return dataplane.compute(loss, body | {"dtype": "float64"})
+    return parity.compute(dataplane, "hinge_embedding_loss", body)
 
 
 def direct(body: dict[str, Any], grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:

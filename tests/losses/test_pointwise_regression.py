@@ -16,18 +16,13 @@ from service.dataplane import Dataplane
 from service.errors import InvalidInput
 from service.losses import registry
 from tests.conftest import cpu_settings
+from tests.losses.parity import compute
 
 WEIGHTED = ["mse_loss", "l1_loss", "huber_loss"]
 ALL = [*WEIGHTED, "smooth_l1_loss"]
 REDUCTIONS = ["none", "mean", "sum"]
 #: (input shape, target shape): the target broadcast over the input, and beyond it.
 BROADCASTS = [((3, 4), (4,)), ((3, 1), (1, 4)), ((4, 1), (4,)), ((), (3,)), ((2, 3), ())]
-
-
-def compute(dataplane: Dataplane, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    loss = registry.get(name)
-    assert loss is not None
-    return dataplane.compute(loss, body | {"dtype": "float64"})
 
 
 def direct(

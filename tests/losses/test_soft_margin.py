@@ -11,15 +11,7 @@ import torch
 
 from service.dataplane import Dataplane
 from service.errors import InvalidInput
-from service.losses import registry
-
-
-def compute(
-    dataplane: Dataplane, name: str, body: dict[str, Any], dtype: str = "float64"
-) -> dict[str, Any]:
-    loss = registry.get(name)
-    assert loss is not None
-    return dataplane.compute(loss, body | {"dtype": dtype})
+from tests.losses.parity import codes, compute
 
 
 def direct(name: str, body: dict[str, Any], dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -31,10 +23,6 @@ def direct(name: str, body: dict[str, Any], dtype: torch.dtype = torch.float64) 
     options = {k: v for k, v in body.items() if k not in tensors}
     out: torch.Tensor = getattr(torch.nn.functional, name)(**tensors, **options)
     return out
-
-
-def codes(response: dict[str, Any]) -> list[str]:
-    return [w["code"] for w in response["warnings"]]
 
 
 @pytest.mark.parametrize(
