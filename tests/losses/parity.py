@@ -18,6 +18,27 @@ from service.errors import InvalidInput
 from service.losses import registry
 from service.losses.base import Loss
 
+#: (input shape, another tensor's shape): equal, broadcasting into the input, enlarging it,
+#: not broadcasting, and empty, for the losses whose tensors must fit the input's shape.
+SHAPE_PAIRS: list[tuple[tuple[int, ...], tuple[int, ...]]] = [
+    ((2, 3), (2, 3)),
+    ((2, 3), (3,)),
+    ((2, 3), (2, 1)),
+    ((2, 3), (1, 3)),
+    ((2, 3), ()),
+    ((2, 3), (1,)),
+    ((2, 3), (2,)),
+    ((2, 3), (1, 2, 3)),
+    ((2, 3), (3, 1)),
+    ((3,), (2, 3)),
+    ((), (1,)),
+    ((), (3,)),
+    ((2, 0), (1,)),
+    ((2, 0), (2, 1)),
+    ((2, 3), (6,)),
+    ((2, 1, 3), (4, 3)),
+]
+
 
 def torch_refuses(call: Callable[[], torch.Tensor]) -> bool:
     with warnings.catch_warnings():
@@ -42,6 +63,16 @@ def compute(
 ) -> dict[str, Any]:
     """The service's response to ``body`` for the loss called ``name``, computed in ``dtype``."""
     return dataplane.compute(registry.require(name), body | {"dtype": dtype})
+
+
+def assert_refuses_as_torch_does(
+    dataplane: Dataplane, loss: Loss[Any], tensors: dict[str, torch.Tensor], field: str
+) -> None:
+    """The service refuses ``tensors`` exactly when torch does, and then names ``field``."""
+    refused = service_refuses(dataplane, loss, {k: v.tolist() for k, v in tensors.items()})
+    fn = getattr(torch.nn.functional, loss.name)
+    assert (refused is not None) == torch_refuses(lambda: fn(**tensors))
+    assert refused in (None, field)
 
 
 def codes(out: dict[str, Any]) -> set[str]:
