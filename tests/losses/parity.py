@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import torch
 
 from service.dataplane import Dataplane
@@ -73,6 +74,23 @@ def assert_refuses_as_torch_does(
     fn = getattr(torch.nn.functional, loss.name)
     assert (refused is not None) == torch_refuses(lambda: fn(**tensors))
     assert refused in (None, field)
+
+
+def assert_both_refuse(
+    dataplane: Dataplane,
+    name: str,
+    body: dict[str, Any],
+    field: str,
+    torch_call: Callable[[], object],
+    torch_raises: type[Exception] | tuple[type[Exception], ...] = (RuntimeError, ValueError),
+) -> None:
+    """The service refuses ``body`` for the loss ``name`` naming ``field``, and torch (called by
+    ``torch_call`` on the same body) raises ``torch_raises``."""
+    with pytest.raises(InvalidInput) as info:
+        compute(dataplane, name, body)
+    assert info.value.field == field
+    with pytest.raises(torch_raises):
+        torch_call()
 
 
 def codes(out: dict[str, Any]) -> set[str]:
