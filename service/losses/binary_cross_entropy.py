@@ -34,7 +34,7 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.broadcasting import require_broadcasts_into
+from service.losses.broadcasting import WeightIntoInput, require_broadcasts_into
 from service.losses.common import floating, grad_scale, require_shape, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
@@ -50,10 +50,7 @@ SATURATION = 1e-6
 class BinaryCrossEntropyParams(LossParams):
     input: Tensor = Field(description="Probabilities in [0, 1], any shape.")
     target: Tensor = Field(description="Targets in [0, 1], the input's shape.")
-    weight: Tensor | None = Field(
-        default=None,
-        description="Rescaling weight, broadcastable to the input's shape (without enlarging it).",
-    )
+    weight: WeightIntoInput = None
     reduction: Reduction = "mean"
 
 

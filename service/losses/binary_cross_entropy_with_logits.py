@@ -34,7 +34,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.binary_cross_entropy import LOG_FLOOR
-from service.losses.broadcasting import require_broadcasts_into
+from service.losses.broadcasting import WeightIntoInput, require_broadcasts_into
 from service.losses.common import F64, floating, grad_scale, require_shape, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
@@ -43,10 +43,7 @@ from service.losses.registry import register
 class BinaryCrossEntropyWithLogitsParams(LossParams):
     input: Tensor = Field(description="Logits, any shape.")
     target: Tensor = Field(description="Targets, usually in [0, 1]; the input's shape.")
-    weight: Tensor | None = Field(
-        default=None,
-        description="Rescaling weight, broadcastable to the input's shape (without enlarging it).",
-    )
+    weight: WeightIntoInput = None
     reduction: Reduction = "mean"
     pos_weight: Tensor | None = Field(
         default=None,

@@ -34,7 +34,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import AfterValidator, ValidationInfo
+from pydantic import AfterValidator, Field, ValidationInfo
 
 from service.errors import InvalidInput
 from service.losses.base import F64, LossWarning, Tensor
@@ -108,6 +108,16 @@ def require_broadcasts_into(field: str, shape: Shape, into: Shape, why: str) -> 
             f"shape {shape_str(shape)} would broadcast the input's shape {shape_str(into)} to "
             f"{shape_str(out)}; it may only stretch to the input's shape ({why})",
         )
+
+
+WeightIntoInput = Annotated[
+    Tensor | None,
+    Field(
+        description="Rescaling weight, broadcastable to the input's shape (without enlarging it)."
+    ),
+]
+"""An optional weight that torch stretches to the input's shape, checked by
+``require_broadcasts_into``."""
 
 
 def _fits_with_input(value: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArray[Any]:

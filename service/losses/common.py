@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import ValidationInfo
+from pydantic import Field, ValidationInfo
 
 from service.arrays import DEFAULT_LIMITS, ArrayLimits
 from service.dtypes import round_to_dtype
 from service.errors import InvalidInput
-from service.losses.base import LossWarning
+from service.losses.base import LossWarning, Tensor
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -118,6 +118,10 @@ def class_indices(t: npt.NDArray[Any], n_classes: int, ignore_index: int | None 
             f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}){unless}",
         )
     return y
+
+
+ClassWeight = Annotated[Tensor | None, Field(description="Rescaling weight per class, shape (C).")]
+"""The optional ``weight`` of the class-index losses, checked by ``class_weights``."""
 
 
 def class_weights(weight: npt.NDArray[Any], n_classes: int, dtype: str) -> F64:

@@ -35,6 +35,7 @@ from service.losses.base import (
 )
 from service.losses.common import (
     F64,
+    ClassWeight,
     all_targets_ignored_warning,
     at_targets,
     class_axis,
@@ -67,9 +68,7 @@ class NllLossParams(LossParams):
     target: Tensor = Field(
         description="Class indices in [0, C) (or ignore_index), shape (), (N) or (N, d1, ..., dK)."
     )
-    weight: Tensor | None = Field(
-        default=None, description="Rescaling weight per class, shape (C)."
-    )
+    weight: ClassWeight = None
     ignore_index: int = Field(
         default=-100, description="Target value that is ignored and does not count in 'mean'."
     )
