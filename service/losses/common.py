@@ -17,10 +17,9 @@ from pydantic import Field, ValidationInfo
 from service.arrays import DEFAULT_LIMITS, ArrayLimits
 from service.dtypes import round_to_dtype
 from service.errors import InvalidInput
+from service.losses.base import F64 as F64  # re-exported, as the losses import it from here
+from service.losses.base import I64 as I64
 from service.losses.base import LossWarning, Tensor
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
