@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.errors import InvalidInput
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -36,6 +35,13 @@ from service.losses.base import (
 )
 from service.losses.common import (
     F64,
+    ClassWeight,
+    all_targets_ignored_warning,
+    at_targets,
+    class_axis,
+    class_count,
+    class_indices,
+    class_weights,
     floating,
     grad_scale,
     integral,
@@ -43,8 +49,10 @@ from service.losses.common import (
     require_shape,
     scale_of,
     shape_str,
+    take_class,
+    without_class_axis,
 )
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: The article's example: rows of probabilities drawn with np.random.seed(1024).
@@ -60,9 +68,7 @@ class CrossEntropyParams(LossParams):
         description="Class indices of shape (), (N) or (N, d1, ..., dK), or class "
         "probabilities of the input's shape."
     )
-    weight: Tensor | None = Field(
-        default=None, description="Rescaling weight per class, shape (C)."
-    )
+    weight: ClassWeight = None
     ignore_index: int = Field(
         default=-100, description="Target value that is ignored (class indices only)."
     )
@@ -85,16 +91,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
 
     def prepare(self, params: CrossEntropyParams, dtype: str) -> Prepared:
         x = params.input
-        if x.ndim == 0:
-            raise InvalidInput.at(
-                "input", "logits need a class dimension: shape (C), (N, C) or (N, C, d1, ...)"
-            )
-        class_dim = 0 if x.ndim == 1 else 1
-        n_classes = x.shape[class_dim]
-        if n_classes == 0:
-            raise InvalidInput.at(
-                "input", f"the class dimension is empty (shape {shape_str(x.shape)})"
-            )
+        n_classes = class_count(x, "logits")
         arrays: dict[str, Any] = {"input": floating(x, dtype)}
         floating_names = {"input"}
         t = params.target
@@ -104,26 +101,16 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             floating_names.add("target")
         else:
             form = "class_indices"
-            expected = x.shape[:class_dim] + x.shape[class_dim + 1 :]
             require_shape(
                 t,
                 "target",
-                expected,
+                without_class_axis(x),
                 f"class indices for input {shape_str(x.shape)}; "
                 "probabilities would need the input's shape",
             )
-            y = integral(t, "target")
-            bad = (y != params.ignore_index) & ((y < 0) | (y >= n_classes))
-            if bad.any():
-                raise InvalidInput.at(
-                    "target",
-                    f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}) "
-                    f"and is not ignore_index ({params.ignore_index})",
-                )
-            arrays["target"] = y
+            arrays["target"] = class_indices(t, n_classes, params.ignore_index)
         if params.weight is not None:
-            require_shape(params.weight, "weight", (n_classes,), "one weight per class")
-            arrays["weight"] = floating(params.weight, dtype)
+            arrays["weight"] = class_weights(params.weight, n_classes, dtype)
             floating_names.add("weight")
         return Prepared(
             arrays=arrays,
@@ -136,7 +123,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         self, params: CrossEntropyParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
         x = prep.arrays["input"]
-        class_dim = 0 if x.ndim == 1 else 1
+        class_dim = class_axis(x)
         xm = np.moveaxis(x, class_dim, -1)  # (..., C)
         n_classes = xm.shape[-1]
         w = prep.arrays.get("weight", np.ones(n_classes))
@@ -149,11 +136,8 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         want_grad = "grad" in include
         coef: F64 | None = None
         if prep.facts["target_form"] == "class_indices":
-            y = prep.arrays["target"]
-            kept = y != params.ignore_index
-            safe = np.where(kept, y, 0)
-            w_y = np.where(kept, w[safe], 0.0)
-            x_y = np.take_along_axis(xm, safe[..., None], axis=-1)[..., 0]
+            kept, safe, w_y = at_targets(prep.arrays["target"], params.ignore_index, w)
+            x_y = take_class(xm, safe)
             nll = w_y * (lse - x_y)
             smooth = np.where(kept, smooth, 0.0)
             if want_grad:
@@ -171,8 +155,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         losses = (1 - eps) * nll + (eps / n_classes) * smooth
         if eps > 0:
             breakdown["smoothing_term"] = (eps / n_classes) * smooth
-        value = reduce(losses, params.reduction, denominator)
-        ref = Reference(value=value, losses=losses, denominator=denominator, breakdown=breakdown)
+        ref = Reference.reduced(losses, params.reduction, denominator, breakdown)
         if "log_softmax" in include:
             ref.extras["log_softmax"] = np.moveaxis(logp, -1, class_dim)
         if "softmax" in include:
@@ -215,13 +198,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         if indices:
             y = prep.arrays["target"]
             if y.size and bool(np.all(y == params.ignore_index)):
-                out.append(
-                    LossWarning(
-                        "all_targets_ignored",
-                        f"every target equals ignore_index ({params.ignore_index}): the losses are "
-                        "all 0 and 'mean' divides 0 by 0, which is NaN.",
-                    )
-                )
+                out.append(all_targets_ignored_warning(params.ignore_index))
         else:
             if params.weight is not None:
                 out.append(
@@ -250,7 +227,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         shapes = {1: (5,), 2: (4, 5), 3: (3, 4, 2), 4: (2, 3, 2, 2)}
         for scale in (0.1, 1.0, 30.0, 1e3):
             for rank, shape in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     x = rng.standard_normal(shape) * scale
                     c = shape[0] if rank == 1 else shape[1]
                     batch = () if rank == 1 else shape[:1] + shape[2:]
