@@ -41,7 +41,12 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
+    broadcast_shape,
+    shapes_broadcast_warning,
+    sum_to_shape,
+)
 from service.losses.common import F64, floating, grad_scale, scale_of, shape_str
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
@@ -51,7 +56,7 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 class GaussianNllLossParams(LossParams):
     input: Tensor = Field(description="Predicted means, any shape.")
-    target: Tensor = Field(description="Observations, broadcastable with the input.")
+    target: BroadcastsWithInput = Field(description="Observations, broadcastable with the input.")
     var: Tensor = Field(
         description="Predicted variances ≥ 0: a number, or a tensor of the input's shape, of its "
         "shape without the last dimension, or with one dimension of size 1."

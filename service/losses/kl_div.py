@@ -35,7 +35,12 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
+    broadcast_shape,
+    shapes_broadcast_warning,
+    sum_to_shape,
+)
 from service.losses.common import F64, floating, grad_scale, log_softmax, scale_of
 from service.losses.registry import register
 
@@ -47,7 +52,7 @@ _MEAN_CODE = 1
 
 class KlDivParams(LossParams):
     input: Tensor = Field(description="Log-probabilities log q, any shape.")
-    target: Tensor = Field(
+    target: BroadcastsWithInput = Field(
         description="Probabilities p (log-probabilities when log_target), broadcastable with the "
         "input."
     )

@@ -36,7 +36,12 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.broadcasting import broadcast_shape, shapes_broadcast_warning, sum_to_shape
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
+    broadcast_shape,
+    shapes_broadcast_warning,
+    sum_to_shape,
+)
 from service.losses.common import F64, floating, grad_scale, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
@@ -47,7 +52,7 @@ LARGE_LOG_RATE = 20.0
 
 class PoissonNllLossParams(LossParams):
     input: Tensor = Field(description="Log-rates (log_input) or rates, any shape.")
-    target: Tensor = Field(description="Counts, broadcastable with the input.")
+    target: BroadcastsWithInput = Field(description="Counts, broadcastable with the input.")
     log_input: bool = Field(default=True, description="The input holds log λ, not λ.")
     full: bool = Field(
         default=False, description="Add the Stirling approximation of log(target!) where > 1."
