@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DTypeName = Literal["float32", "float64", "float16", "bfloat16"]
@@ -31,7 +31,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """TCP port the server listens on."""
 
-    dtype: DTypeName = "float32"
+    dtype: DTypeName = Field(
+        default="float32",
+        validation_alias=AliasChoices(
+            "dtype", "default_dtype", "LOSS_SERVICE_DTYPE", "LOSS_SERVICE_DEFAULT_DTYPE"
+        ),
+    )
     """Default floating dtype of the torch computation when a request names none."""
 
     reference: bool = True

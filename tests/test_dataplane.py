@@ -42,3 +42,18 @@ def test_numbers_beyond_the_dtype_range_warn(
     assert float(out["value"]) == float(expected)
     (warning,) = [w for w in out["warnings"] if w["code"] == "value_overflow"]
     assert warning["fields"] == ["input"]
+
+
+@pytest.mark.parametrize("name", ["kl_div", "poisson_nll_loss", "gaussian_nll_loss"])
+def test_a_small_body_cannot_ask_for_a_huge_broadcast(name: str) -> None:
+    """(N, 1) against (N) is N² elements: refused against the configured element limit."""
+    from tests.conftest import cpu_settings
+
+    dataplane = Dataplane(cpu_settings(max_elements=10_000), torch.device("cpu"))
+    body: dict[str, Any] = {"input": [[0.1]] * 200, "target": [0.2] * 200}
+    if name == "gaussian_nll_loss":
+        body["var"] = [[1.0]] * 200
+    with pytest.raises(InvalidInput) as info:
+        dataplane.compute(registry.require(name), body)
+    assert info.value.field == "target"
+    assert "10000" in info.value.detail

@@ -20,6 +20,11 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert (s.device, s.dtype, s.reference, s.port) == ("cpu", "float64", False, 9123)
 
 
+def test_default_dtype_is_also_read_under_its_long_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOSS_SERVICE_DEFAULT_DTYPE", "bfloat16")
+    assert Settings().dtype == "bfloat16"
+
+
 @pytest.mark.anyio
 async def test_defaults_from_settings_apply_to_requests() -> None:
     app = create_app(cpu_settings(dtype="float64", reference=False))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-_INFRASTRUCTURE = {"base", "registry", "reduction", "common"}
+_INFRASTRUCTURE = {"base", "registry", "reduction", "common", "broadcasting"}
 _loaded = False
 
 

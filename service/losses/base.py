@@ -13,7 +13,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInf
 
 from service.arrays import DEFAULT_LIMITS, ArrayLimits, to_array
 from service.dtypes import DTypeName, round_to_dtype
+from service.losses.reduction import Reduction as Reduction  # re-exported for every loss
+from service.losses.reduction import mean_denominator, reduce
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -48,8 +50,6 @@ Tensor = Annotated[
 ]
 """A tensor field: validated into an int64 (all integers) or float64 array (float16 and float32
 when an ndarray of that dtype is passed in-process, as the binary protocol does)."""
-
-Reduction = Literal["none", "mean", "sum"]
 
 
 class LossParams(BaseModel):
@@ -145,6 +145,20 @@ class Reference:
     breakdown: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
     extras: dict[str, F64] = field(default_factory=dict)
     grads: dict[str, F64] = field(default_factory=dict)
+
+    @classmethod
+    def reduced(
+        cls,
+        losses: F64,
+        reduction: str,
+        denominator: float | None = None,
+        breakdown: dict[str, npt.NDArray[Any]] | None = None,
+    ) -> Reference:
+        """The reference for element-wise ``losses``: their value under ``reduction`` from the
+        one shared ``reduce``, and the denominator 'mean' divides by (the number of elements
+        unless the loss gives its own; see ``service.losses.reduction``)."""
+        d = mean_denominator(losses, denominator)
+        return cls(reduce(losses, reduction, d), losses, d, breakdown or {})
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ import numpy as np
 from pydantic import Field
 
 from service.errors import InvalidInput
-from service.losses._broadcast import require_broadcasts_into
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -35,8 +34,9 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import floating, require_shape, scale_of
-from service.losses.reduction import reduce
+from service.losses.broadcasting import WeightIntoInput, require_broadcasts_into
+from service.losses.common import floating, grad_scale, require_shape, scale_of
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: Torch's floor for log x and log(1 - x): exp(-100) ≈ 3.7e-44 is below float32's normal range.
@@ -45,16 +45,12 @@ LOG_FLOOR = -100.0
 GRAD_EPS = float(np.float32(1e-12))
 #: Inputs this close to 0 or 1 are saturated: float32 cannot get closer to 1 than 6e-8.
 SATURATION = 1e-6
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class BinaryCrossEntropyParams(LossParams):
     input: Tensor = Field(description="Probabilities in [0, 1], any shape.")
     target: Tensor = Field(description="Targets in [0, 1], the input's shape.")
-    weight: Tensor | None = Field(
-        default=None,
-        description="Rescaling weight, broadcastable to the input's shape (without enlarging it).",
-    )
+    weight: WeightIntoInput = None
     reduction: Reduction = "mean"
 
 
@@ -84,7 +80,7 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
             raise InvalidInput.at("target", f"targets must lie in [0, 1], got {float(bad)!r}")
         arrays: dict[str, Any] = {"input": x, "target": t}
         if params.weight is not None:
-            require_broadcasts_into(params.weight, "weight", x.shape, "torch expands it")
+            require_broadcasts_into("weight", params.weight.shape, x.shape, "torch expands it")
             arrays["weight"] = floating(params.weight, dtype)
         return Prepared(arrays=arrays, floating=frozenset(arrays), scale=scale_of(x, t))
 
@@ -102,11 +98,9 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
         breakdown["clamped"] = clamped
         if "weight" in prep.arrays:
             breakdown["weight"] = np.array(w)
-        value = reduce(losses, params.reduction)
-        ref = Reference(value=value, losses=losses, denominator=float(losses.size))
-        ref.breakdown = breakdown
+        ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
-            g = _grad_scale(params.reduction, losses.size)
+            g = grad_scale(params.reduction, losses.size)
             ref.grads["input"] = g * w * (x - t) / np.maximum(x * (1 - x), GRAD_EPS)
             with np.errstate(invalid="ignore"):
                 ref.grads["target"] = g * w * (log_1mx - log_x)
@@ -182,7 +176,7 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
                 )
         edges = [0.0, 1.0, 0.0, 1.0, 1e-50, 1 - 1e-12, 1e-9, 0.5, 1e-45, 1 - 1e-7]
         t_edge = [1.0, 0.0, 0.0, 1.0, 0.5, 0.3, 1.0, 0.5, 1.0, 0.0]
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             yield Sample(
                 {"input": edges, "target": t_edge, "reduction": reduction},
                 "0, 1 and values within e^-100 of them (the clamp)",
@@ -212,10 +206,3 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
         yield ErrorSample(ok | {"pos_weight": [1.0]}, "pos_weight", "only the logits form has it")
         yield ErrorSample(ok | {"size_average": False}, "size_average", "deprecated argument")
         yield ErrorSample({"input": [0.5]}, "target", "missing target")
-
-
-def _grad_scale(reduction: str, count: int) -> float:
-    """What d(value)/d(losses) is for each element: 1/count for ``mean``, else 1."""
-    if reduction != "mean":
-        return 1.0
-    return 1.0 / count if count else float("nan")

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.losses._broadcast import require_broadcasts_into
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -35,20 +34,16 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.binary_cross_entropy import LOG_FLOOR
-from service.losses.common import F64, floating, require_shape, scale_of
-from service.losses.reduction import reduce
+from service.losses.broadcasting import WeightIntoInput, require_broadcasts_into
+from service.losses.common import F64, floating, grad_scale, require_shape, scale_of
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class BinaryCrossEntropyWithLogitsParams(LossParams):
     input: Tensor = Field(description="Logits, any shape.")
     target: Tensor = Field(description="Targets, usually in [0, 1]; the input's shape.")
-    weight: Tensor | None = Field(
-        default=None,
-        description="Rescaling weight, broadcastable to the input's shape (without enlarging it).",
-    )
+    weight: WeightIntoInput = None
     reduction: Reduction = "mean"
     pos_weight: Tensor | None = Field(
         default=None,
@@ -75,7 +70,7 @@ class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
         for name in ("weight", "pos_weight"):
             arr = getattr(params, name)
             if arr is not None:
-                require_broadcasts_into(arr, name, x.shape, "torch multiplies in place")
+                require_broadcasts_into(name, arr.shape, x.shape, "torch multiplies in place")
                 arrays[name] = floating(arr, dtype)
         return Prepared(arrays=arrays, floating=frozenset(arrays), scale=scale_of(x))
 
@@ -98,16 +93,11 @@ class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
         }
         if "weight" in prep.arrays:
             breakdown["weight"] = np.array(w)
-        ref = Reference(
-            value=reduce(losses, params.reduction),
-            losses=losses,
-            denominator=float(losses.size),
-            breakdown=breakdown,
-        )
+        ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "sigmoid" in include:
             ref.extras["sigmoid"] = sigmoid(x)
         if "grad" in include:
-            g = 1.0 if params.reduction != "mean" else _inverse(losses.size)
+            g = grad_scale(params.reduction, losses.size)
             s = sigmoid(x)
             ref.grads["input"] = g * w * (p * t * (s - 1) + (1 - t) * s)
             ref.grads["target"] = g * w * (p * sp_neg - sp_pos)
@@ -192,7 +182,7 @@ class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
                         body | {"reduction": REDUCTIONS[i % 3]},
                         f"soft, rank {rank} x{scale}, options {i}",
                     )
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             yield Sample({"input": [], "target": [], "reduction": reduction}, "empty")
             yield Sample(
                 {
@@ -229,10 +219,6 @@ def sigmoid(z: F64) -> F64:
     e = np.exp(-np.abs(z))
     out: F64 = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     return out
-
-
-def _inverse(count: int) -> float:
-    return 1.0 / count if count else float("nan")
 
 
 def _bce_reading(x: F64, t: F64) -> float:

@@ -7,21 +7,19 @@ naming the field, with the reason phrased for the client.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import ValidationInfo
+from pydantic import Field, ValidationInfo
 
 from service.arrays import DEFAULT_LIMITS, ArrayLimits
 from service.dtypes import round_to_dtype
 from service.errors import InvalidInput
-from service.losses.base import LossWarning
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
+from service.losses.base import F64 as F64  # re-exported, as the losses import it from here
+from service.losses.base import I64 as I64
+from service.losses.base import LossWarning, Tensor
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -62,48 +60,94 @@ def require_rank(arr: npt.NDArray[Any], field: str, ranks: str, ok: bool) -> Non
         )
 
 
-def broadcast_named(
-    *operands: tuple[str, tuple[int, ...]], max_elements: int = DEFAULT_LIMITS.max_elements
-) -> tuple[int, ...]:
-    """The broadcast shape of named operands taken in order, as torch's element-wise ops do.
-
-    Broadcasting one operand after another gives the same result as broadcasting them all at
-    once, so the first operand that fails against those before it is the one to name. Small
-    operands can broadcast to a huge result ((N, 1) against (1, M)), so a result larger than
-    ``max_elements`` (the per-tensor limit) is refused too, before torch tries to allocate it."""
-    shape: tuple[int, ...] = ()
-    seen: list[str] = []
-    for field, operand in operands:
-        try:
-            shape = tuple(np.broadcast_shapes(shape, operand))
-        except ValueError:
-            others = ", ".join(f"'{s}'" for s in seen)
+def require_equal_ranks(*operands: tuple[str, npt.NDArray[Any]]) -> None:
+    """Refuse the first operand whose number of dimensions differs from the first one's: torch's
+    pairwise losses (margin_ranking, triplet_margin) broadcast their operands only then."""
+    (first, a), *others = operands
+    for field, arr in others:
+        if arr.ndim != a.ndim:
+            quoted = [f"'{f}'" for f, _ in operands]
+            names = ", ".join(quoted[:-1]) + " and " + quoted[-1]
             raise InvalidInput.at(
                 field,
-                f"shape {shape_str(operand)} does not broadcast with {others} "
-                f"(broadcast so far: {shape_str(shape)})",
-            ) from None
-        size = math.prod(shape)
-        if size > max_elements:
-            raise InvalidInput.at(
-                field,
-                f"broadcasting it gives shape {shape_str(shape)}, {size} elements, more than "
-                f"the limit of {max_elements}",
+                f"rank {arr.ndim} (shape {shape_str(arr.shape)}) differs from the rank of "
+                f"'{first}' ({a.ndim}); torch needs {names} to have the same number of dimensions",
             )
-        seen.append(field)
-    return shape
 
 
-def sum_grad_to_shape(grad: F64, shape: tuple[int, ...]) -> F64:
-    """The gradient of a broadcast operand: ``grad`` (of the broadcast result) summed over the
-    dimensions broadcasting added or stretched, which is what autograd returns."""
-    lead = grad.ndim - len(shape)
-    out = grad.sum(axis=tuple(range(lead))) if lead > 0 else grad
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
-    if stretched:
-        out = out.sum(axis=stretched, keepdims=True)
-    result: F64 = np.asarray(out, dtype=np.float64).reshape(shape)
-    return result
+# -- class scores and class indices (cross_entropy, nll_loss, multi_margin_loss) ----------------
+
+
+def class_axis(x: npt.NDArray[Any]) -> int:
+    """Where the classes lie in an input of shape (C), (N, C) or (N, C, d1, ..., dK), as torch's
+    cross_entropy and nll_loss read it: dimension 0 of a vector, dimension 1 otherwise."""
+    return 0 if x.ndim == 1 else 1
+
+
+def class_count(x: npt.NDArray[Any], what: str) -> int:
+    """C, the size of the class dimension of the input; an input without one, or with an empty
+    one, is refused. ``what`` names the input's contents ("logits", ...)."""
+    if x.ndim == 0:
+        raise InvalidInput.at(
+            "input", f"{what} need a class dimension: shape (C), (N, C) or (N, C, d1, ...)"
+        )
+    n_classes = int(x.shape[class_axis(x)])
+    if n_classes == 0:
+        raise InvalidInput.at("input", f"the class dimension is empty (shape {shape_str(x.shape)})")
+    return n_classes
+
+
+def without_class_axis(x: npt.NDArray[Any]) -> tuple[int, ...]:
+    """The shape of one class index per element: the input's shape without its class dimension."""
+    axis = class_axis(x)
+    return x.shape[:axis] + x.shape[axis + 1 :]
+
+
+def class_indices(t: npt.NDArray[Any], n_classes: int, ignore_index: int | None = None) -> I64:
+    """The target's class indices as int64; fractional values, and indices outside [0, C) other
+    than ``ignore_index``, are refused naming 'target', as torch refuses them."""
+    y = integral(t, "target")
+    if not y.size or (y.min() >= 0 and y.max() < n_classes):
+        return y  # the usual case, in two reductions; the mask below only to name the culprit
+    bad = (y < 0) | (y >= n_classes)
+    if ignore_index is not None:
+        bad &= y != ignore_index
+    if bad.any():
+        unless = "" if ignore_index is None else f" and is not ignore_index ({ignore_index})"
+        raise InvalidInput.at(
+            "target",
+            f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}){unless}",
+        )
+    return y
+
+
+ClassWeight = Annotated[Tensor | None, Field(description="Rescaling weight per class, shape (C).")]
+"""The optional ``weight`` of the class-index losses, checked by ``class_weights``."""
+
+
+def class_weights(weight: npt.NDArray[Any], n_classes: int, dtype: str) -> F64:
+    """A per-class ``weight``: shape (C), in the compute dtype."""
+    require_shape(weight, "weight", (n_classes,), "one weight per class")
+    return floating(weight, dtype)
+
+
+def at_targets(y: I64, ignore_index: int, w: F64 | None) -> tuple[npt.NDArray[np.bool_], I64, F64]:
+    """For class-index targets ``y`` and class weights ``w`` (shape (C); ``None`` for all ones):
+    which targets are kept (not ``ignore_index``), the indices with the ignored ones replaced by
+    class 0 (safe to index with), and each target's weight w_y (0 where ignored)."""
+    kept = y != ignore_index
+    safe = y if kept.all() else np.where(kept, y, 0)
+    w_y: F64 = kept.astype(np.float64) if w is None else np.where(kept, w[safe], 0.0)
+    return kept, safe, w_y
+
+
+def take_class(values: npt.NDArray[Any], index: I64) -> npt.NDArray[Any]:
+    """``values[..., index]`` element by element: ``values`` (..., C) at each element's class
+    (``np.take_along_axis`` gives the same at about three times the cost on small arrays)."""
+    n = values.shape[-1]
+    flat = values.reshape(-1, n)[np.arange(index.size), index.reshape(-1)]
+    picked: npt.NDArray[Any] = flat.reshape(index.shape)
+    return picked
 
 
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
@@ -116,15 +160,6 @@ def scale_of(*arrays: npt.NDArray[Any]) -> float:
 def last_axis(arr: npt.NDArray[Any], axis: int) -> npt.NDArray[Any]:
     """``np.moveaxis(arr, axis, -1)``, skipping the call when ``axis`` is already last."""
     return arr if axis in (-1, arr.ndim - 1) else np.moveaxis(arr, axis, -1)
-
-
-def pick(values: npt.NDArray[Any], index: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
-    """``values[..., index]`` element-wise: the entry of the last axis that ``index`` (shaped
-    like ``values`` without it) names; ``np.take_along_axis`` at a third of its cost."""
-    n = values.shape[-1]
-    flat = values.reshape(-1, n)[np.arange(index.size), index.reshape(-1)]
-    picked: npt.NDArray[Any] = flat.reshape(index.shape)
-    return picked
 
 
 def logsumexp(x: F64, axis: int) -> F64:
@@ -144,83 +179,10 @@ def log_softmax(x: F64, axis: int) -> F64:
     return x - np.expand_dims(logsumexp(x, axis), axis)
 
 
-def broadcast_shape_checked(
-    field: str, shape: tuple[int, ...], other: tuple[int, ...], other_name: str = "input"
-) -> tuple[int, ...]:
-    """The shape torch's broadcasting gives ``shape`` (of ``field``) and ``other``, or a refusal
-    naming ``field``: trailing dimensions must be equal or 1 (NumPy and torch share the rule)."""
-    try:
-        return tuple(np.broadcast_shapes(shape, other))
-    except ValueError:
-        raise InvalidInput.at(
-            field,
-            f"shape {shape_str(shape)} does not broadcast with {other_name}'s "
-            f"{shape_str(other)} (trailing dimensions must be equal or 1)",
-        ) from None
-
-
-def sum_to_shape(grad: F64, shape: tuple[int, ...]) -> F64:
-    """The gradient of a broadcast operand: ``grad`` (of the broadcast shape) summed over the
-    axes broadcasting added or stretched, so that it has the operand's own ``shape``."""
-    lead = grad.ndim - len(shape)
-    out = grad.sum(axis=tuple(range(lead))) if lead else grad
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
-    if stretched:
-        out = out.sum(axis=stretched, keepdims=True)
-    return np.asarray(out, dtype=np.float64).reshape(shape)
-
-
-def broadcast_mismatch_warning(
-    input_shape: tuple[int, ...], target_shape: tuple[int, ...], result_shape: tuple[int, ...]
-) -> LossWarning:
-    """The warning for an input and a target whose shapes differ but broadcast.
-
-    Torch computes over the broadcast shape without complaint (or with a UserWarning the
-    service does not let escape); when the result is larger than both tensors, every input is
-    paired with several targets, as with an input of shape (N, 1) against a target of (N)."""
-    size = int(np.prod(result_shape))
-    outer = size > max(int(np.prod(input_shape)), int(np.prod(target_shape)))
-    message = (
-        f"input {shape_str(input_shape)} and target {shape_str(target_shape)} differ in shape; "
-        f"torch broadcasts them to {shape_str(result_shape)}."
-    )
-    if outer:
-        message += (
-            f" That is {size} elements, more than either tensor holds: each input element is "
-            "compared with several targets (an outer difference), which is almost never meant. "
-            "Give both the same shape (for example squeeze a trailing dimension of 1)."
-        )
-    return LossWarning(
-        "shape_mismatch_broadcast",
-        message,
-        {
-            "input_shape": list(input_shape),
-            "target_shape": list(target_shape),
-            "broadcast_shape": list(result_shape),
-        },
-    )
-
-
 def element_limit(info: ValidationInfo) -> int:
     """The most elements one tensor may hold, as configured (the validation context's limits)."""
     limits: ArrayLimits = (info.context or {}).get("limits", DEFAULT_LIMITS)
     return limits.max_elements
-
-
-def check_broadcast_size(a: tuple[int, ...], b: tuple[int, ...], info: ValidationInfo) -> None:
-    """Refuse (``ValueError``, for a field validator) shapes whose broadcast holds more elements
-    than one tensor may: an input of (100000, 1) against a target of (100000) is a small body
-    but a 10^10-element computation. Shapes that do not broadcast are left to ``prepare``."""
-    try:
-        shape = np.broadcast_shapes(a, b)
-    except ValueError:
-        return
-    size = int(np.prod(shape, dtype=np.float64))
-    if size > element_limit(info):
-        raise ValueError(
-            f"broadcasting {shape_str(b)} with input {shape_str(a)} gives {shape_str(shape)}, "
-            f"{size} elements; the limit is {element_limit(info)}"
-        )
 
 
 def ieee_quiet(fn: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -247,3 +209,43 @@ def grad_scale(reduction: str, denominator: float) -> np.float64:
         return np.float64(1.0)
     with np.errstate(divide="ignore"):
         return np.float64(1.0) / np.float64(denominator)
+
+
+# -- warnings several losses give ---------------------------------------------------------------
+
+
+def target_values_warning(
+    t: npt.NDArray[Any], allowed: tuple[float, float], name: str, hint: str
+) -> LossWarning | None:
+    """``target_values``, when the target holds values other than the two labels the loss
+    expects (torch does not check them); ``hint`` says what such values do and what to send."""
+    values = np.unique(np.asarray(t, dtype=np.float64))
+    odd = values[~np.isin(values, allowed)]
+    if not odd.size:
+        return None
+    shown = ", ".join(f"{v:g}" for v in odd[:5])
+    return LossWarning(
+        "target_values",
+        f"{name} expects targets in {{{allowed[0]:g}, {allowed[1]:g}}}; the target holds {shown}. "
+        + hint,
+        {"unexpected_values": odd[:5].tolist()},
+    )
+
+
+def negative_weight_warning(weight: npt.NDArray[Any] | None) -> LossWarning | None:
+    """``negative_weight``, when some weights are below 0 (torch does not check them)."""
+    if weight is None or not (weight.size and weight.min() < 0):
+        return None
+    return LossWarning(
+        "negative_weight",
+        "some weights are negative: those terms lower the loss, which can then be negative.",
+    )
+
+
+def all_targets_ignored_warning(ignore_index: int) -> LossWarning:
+    """``all_targets_ignored``: every class index equals ``ignore_index``, so 'mean' is 0/0."""
+    return LossWarning(
+        "all_targets_ignored",
+        f"every target equals ignore_index ({ignore_index}): the losses are all 0 and 'mean' "
+        "divides 0 by 0, which is NaN.",
+    )

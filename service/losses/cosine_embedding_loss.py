@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from service.arrays import DEFAULT_LIMITS
 from service.errors import InvalidInput
 from service.losses.base import (
     F64,
@@ -46,14 +47,9 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
-    broadcast_named,
-    floating,
-    scale_of,
-    shape_str,
-    sum_grad_to_shape,
-)
-from service.losses.reduction import reduce
+from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.common import floating, grad_scale, require_rank, scale_of, shape_str
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: What torch adds to each squared norm: ``EPSILON`` of ATen's Loss.cpp, a float32 1e-12 (it
@@ -87,12 +83,13 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
 
     def prepare(self, params: CosineEmbeddingParams, dtype: str) -> Prepared:
         x1, x2, y = params.input1, params.input2, params.target
-        if y.ndim not in (0, 1):
-            raise InvalidInput.at(
-                "target",
-                f"rank {y.ndim} (shape {shape_str(y.shape)}); expected a 1-D target for 2-D "
-                "inputs or a 0-dim target for 1-D inputs (multi-target is not supported)",
-            )
+        require_rank(
+            y,
+            "target",
+            "a 1-D target for 2-D inputs or a 0-dim target for 1-D inputs (multi-target is not "
+            "supported)",
+            y.ndim in (0, 1),
+        )
         rank = y.ndim + 1
         for field, arr in (("input1", x1), ("input2", x2)):
             if arr.ndim != rank:
@@ -101,8 +98,9 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
                     f"rank {arr.ndim} (shape {shape_str(arr.shape)}); a {y.ndim}-dim target "
                     f"expects {rank}-D inputs",
                 )
-        pair = broadcast_named(("input1", x1.shape), ("input2", x2.shape))
-        broadcast_named(("input1, input2", pair[:-1]), ("target", y.shape))
+        limit = DEFAULT_LIMITS.max_elements
+        pair = broadcast_shape(("input1", x1.shape), ("input2", x2.shape), max_elements=limit)
+        broadcast_shape(("cos(input1, input2)", pair[:-1]), ("target", y.shape), max_elements=limit)
         arrays = {k: floating(getattr(params, k), dtype) for k in self.tensor_inputs}
         return Prepared(
             arrays=arrays,
@@ -124,30 +122,27 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
         losses: F64 = np.where(positive, 1 - cos, 0.0) + np.where(
             negative, np.maximum(cos - params.margin, 0.0), 0.0
         )
-        value = reduce(losses, params.reduction)
-        denominator = float(losses.size)
         counted = positive | (negative & (cos - params.margin >= 0))
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=denominator,
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
             breakdown={
                 "cosine": np.broadcast_to(cos, losses.shape).copy(),
                 "contributes": np.broadcast_to(counted, losses.shape).copy(),
             },
         )
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
+            g = grad_scale(params.reduction, losses.size)
             k = g * (np.where(negative & (cos - params.margin >= 0), 1.0, 0.0) - positive)
-            k = sum_grad_to_shape(np.broadcast_to(k, losses.shape), cos.shape)
+            k = sum_to_shape(np.broadcast_to(k, losses.shape), cos.shape)
             d_dot = k / denom
-            d_sq1 = sum_grad_to_shape(-k * cos / (2 * sq1), sq1.shape)
-            d_sq2 = sum_grad_to_shape(-k * cos / (2 * sq2), sq2.shape)
+            d_sq1 = sum_to_shape(-k * cos / (2 * sq1), sq1.shape)
+            d_sq2 = sum_to_shape(-k * cos / (2 * sq2), sq2.shape)
             pair = np.broadcast_shapes(x1.shape, x2.shape)
             ref.grads = {
-                "input1": sum_grad_to_shape(np.broadcast_to(d_dot[..., None] * x2, pair), x1.shape)
+                "input1": sum_to_shape(np.broadcast_to(d_dot[..., None] * x2, pair), x1.shape)
                 + 2 * x1 * d_sq1[..., None],
-                "input2": sum_grad_to_shape(np.broadcast_to(d_dot[..., None] * x1, pair), x2.shape)
+                "input2": sum_to_shape(np.broadcast_to(d_dot[..., None] * x1, pair), x2.shape)
                 + 2 * x2 * d_sq2[..., None],
             }
         return ref
@@ -230,7 +225,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
         }
         for scale in (1e-3, 1.0, 1e3):
             for what, (s1, s2, st) in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     margin = float(rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0]))
                     x1 = rng.standard_normal(s1) * scale
                     x2 = rng.standard_normal(s2) * scale

@@ -23,7 +23,6 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from service.errors import InvalidInput
 from service.losses.base import (
     DEFERRABLE,
     ErrorSample,
@@ -38,17 +37,24 @@ from service.losses.base import (
 )
 from service.losses.common import (
     F64,
+    ClassWeight,
+    all_targets_ignored_warning,
+    at_targets,
+    class_axis,
+    class_count,
+    class_indices,
+    class_weights,
     floating,
     grad_scale,
-    integral,
     last_axis,
     logsumexp,
-    pick,
     require_shape,
     scale_of,
     shape_str,
+    take_class,
+    without_class_axis,
 )
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: The article's example: rows of probabilities drawn with np.random.seed(1024).
@@ -64,9 +70,7 @@ class CrossEntropyParams(LossParams):
         description="Class indices of shape (), (N) or (N, d1, ..., dK), or class "
         "probabilities of the input's shape."
     )
-    weight: Tensor | None = Field(
-        default=None, description="Rescaling weight per class, shape (C)."
-    )
+    weight: ClassWeight = None
     ignore_index: int = Field(
         default=-100, description="Target value that is ignored (class indices only)."
     )
@@ -89,16 +93,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
 
     def prepare(self, params: CrossEntropyParams, dtype: str) -> Prepared:
         x = params.input
-        if x.ndim == 0:
-            raise InvalidInput.at(
-                "input", "logits need a class dimension: shape (C), (N, C) or (N, C, d1, ...)"
-            )
-        class_dim = 0 if x.ndim == 1 else 1
-        n_classes = x.shape[class_dim]
-        if n_classes == 0:
-            raise InvalidInput.at(
-                "input", f"the class dimension is empty (shape {shape_str(x.shape)})"
-            )
+        n_classes = class_count(x, "logits")
         # The logits are the bulk of a large request: their rounding waits for the reference.
         deferred = {"input": dtype} if dtype in DEFERRABLE and x.dtype.kind == "f" else {}
         arrays: dict[str, Any] = {"input": x if deferred else floating(x, dtype)}
@@ -110,27 +105,16 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             floating_names.add("target")
         else:
             form = "class_indices"
-            expected = x.shape[:class_dim] + x.shape[class_dim + 1 :]
             require_shape(
                 t,
                 "target",
-                expected,
+                without_class_axis(x),
                 f"class indices for input {shape_str(x.shape)}; "
                 "probabilities would need the input's shape",
             )
-            y = integral(t, "target")
-            in_range = not y.size or (y.min() >= 0 and y.max() < n_classes)  # the usual case
-            bad = None if in_range else (y != params.ignore_index) & ((y < 0) | (y >= n_classes))
-            if bad is not None and bad.any():
-                raise InvalidInput.at(
-                    "target",
-                    f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}) "
-                    f"and is not ignore_index ({params.ignore_index})",
-                )
-            arrays["target"] = y
+            arrays["target"] = class_indices(t, n_classes, params.ignore_index)
         if params.weight is not None:
-            require_shape(params.weight, "weight", (n_classes,), "one weight per class")
-            arrays["weight"] = floating(params.weight, dtype)
+            arrays["weight"] = class_weights(params.weight, n_classes, dtype)
             floating_names.add("weight")
         # Rounding is monotonic: the extremes rounded give the rounded array's magnitude.
         extremes = x if not x.size else floating(np.array([x.min(), x.max()]), dtype)
@@ -149,7 +133,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         # every request (the small ones are mostly NumPy call overhead), so the log-softmax,
         # the smoothing sum and the gradient's coefficients wait until they are needed.
         x = prep.array("input")
-        class_dim = 0 if x.ndim == 1 else 1
+        class_dim = class_axis(x)
         xm = last_axis(x, class_dim)  # (..., C)
         n_classes = xm.shape[-1]
         weight = prep.arrays.get("weight")
@@ -166,15 +150,11 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         breakdown: dict[str, Any] = {"logsumexp": lse}
         indices = prep.facts["target_form"] == "class_indices"
         if indices:
-            y = prep.arrays["target"]
-            kept = y != params.ignore_index
-            every = bool(kept.all())
-            safe = y if every else np.where(kept, y, 0)
-            x_y = pick(xm, safe)
-            w_y = kept.astype(np.float64) if weight is None else np.where(kept, w[safe], 0.0)
+            kept, safe, w_y = at_targets(prep.arrays["target"], params.ignore_index, weight)
+            x_y = take_class(xm, safe)
             nll = w_y * (lse - x_y)
             denominator = float(w_y.sum())
-            target_logit = x_y if every else np.where(kept, x_y, 0.0)
+            target_logit = np.where(kept, x_y, 0.0)
             breakdown |= {"target_logit": target_logit, "weight": w_y, "ignored": ~kept}
         else:
             t = last_axis(prep.arrays["target"], class_dim)
@@ -189,8 +169,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             breakdown["smoothing_term"] = (eps / n_classes) * smooth
         else:
             losses = nll
-        value = reduce(losses, params.reduction, denominator)
-        ref = Reference(value=value, losses=losses, denominator=denominator, breakdown=breakdown)
+        ref = Reference.reduced(losses, params.reduction, denominator, breakdown)
         if "log_softmax" in include:
             ref.extras["log_softmax"] = np.moveaxis(logp(), -1, class_dim)
         if "softmax" in include:
@@ -238,13 +217,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         if indices:
             y = prep.arrays["target"]
             if y.size and bool(np.all(y == params.ignore_index)):
-                out.append(
-                    LossWarning(
-                        "all_targets_ignored",
-                        f"every target equals ignore_index ({params.ignore_index}): the losses are "
-                        "all 0 and 'mean' divides 0 by 0, which is NaN.",
-                    )
-                )
+                out.append(all_targets_ignored_warning(params.ignore_index))
         else:
             if params.weight is not None:
                 out.append(
@@ -273,7 +246,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         shapes = {1: (5,), 2: (4, 5), 3: (3, 4, 2), 4: (2, 3, 2, 2)}
         for scale in (0.1, 1.0, 30.0, 1e3):
             for rank, shape in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     x = rng.standard_normal(shape) * scale
                     c = shape[0] if rank == 1 else shape[1]
                     batch = () if rank == 1 else shape[:1] + shape[2:]
@@ -347,7 +320,7 @@ def _probability_reading(
         kept = y != params.ignore_index
         if not kept.any():
             return float("nan")
-        p = pick(pm, y if kept.all() else np.where(kept, y, 0))[kept].astype(np.float64)
+        p = take_class(pm, y if kept.all() else np.where(kept, y, 0))[kept].astype(np.float64)
         if p.min() > 0:
             return float(-np.log(p).sum() / p.size)  # what .mean() computes, without its wrapper
         with np.errstate(divide="ignore"):

@@ -62,8 +62,8 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import floating, integral, logsumexp, scale_of, shape_str
-from service.losses.reduction import reduce
+from service.losses.common import floating, integral, logsumexp, require_rank, scale_of, shape_str
+from service.losses.reduction import REDUCTIONS, reduce
 from service.losses.registry import register
 
 NEG_INF = -np.inf
@@ -125,11 +125,7 @@ class CTCLoss(Loss[CTCParams]):
                 "dtype", f"torch has no {dtype} CTC kernel; use float32 or float64"
             )
         lp = params.log_probs
-        if lp.ndim not in (2, 3):
-            raise InvalidInput.at(
-                "log_probs",
-                f"rank {lp.ndim} (shape {shape_str(lp.shape)}); expected (T, N, C) or (T, C)",
-            )
+        require_rank(lp, "log_probs", "(T, N, C) or (T, C)", lp.ndim in (2, 3))
         if lp.size == 0:
             raise InvalidInput.at("log_probs", f"must not be empty (shape {shape_str(lp.shape)})")
         frames, batch, classes = lp.shape if lp.ndim == 3 else (lp.shape[0], 1, lp.shape[1])
@@ -334,7 +330,7 @@ class CTCLoss(Loss[CTCParams]):
 
     def samples(self, rng: np.random.Generator) -> Iterator[Sample]:
         yield Sample(self.example(), "example")
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             for layout in ("padded", "concatenated"):
                 for blank in (0, 4):
                     case = _random_case(rng, frames=12, batch=4, classes=5, blank=blank)

@@ -30,7 +30,6 @@ import numpy as np
 from pydantic import Field
 
 from service.errors import InvalidInput
-from service.losses._broadcast import broadcast_note, broadcast_together, unbroadcast
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -42,17 +41,22 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import F64, floating, scale_of, shape_str
-from service.losses.reduction import reduce
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
+    broadcast_shape,
+    shapes_broadcast_warning,
+    sum_to_shape,
+)
+from service.losses.common import F64, floating, grad_scale, scale_of, shape_str
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
-REDUCTIONS = ("none", "mean", "sum")
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class GaussianNllLossParams(LossParams):
     input: Tensor = Field(description="Predicted means, any shape.")
-    target: Tensor = Field(description="Observations, broadcastable with the input.")
+    target: BroadcastsWithInput = Field(description="Observations, broadcastable with the input.")
     var: Tensor = Field(
         description="Predicted variances ≥ 0: a number, or a tensor of the input's shape, of its "
         "shape without the last dimension, or with one dimension of size 1."
@@ -83,8 +87,11 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
             var = np.full(x.shape, float(var))  # torch: var * torch.ones_like(input)
         else:
             form = _var_form(var.shape, x.shape)
-        shape = broadcast_together("target", params.target, x.shape, "the input's shape")
-        broadcast_together("var", _effective(var, x.shape), shape, "input and target's shape")
+        broadcast_shape(
+            ("input", x.shape),
+            ("target", params.target.shape),
+            ("var", _effective(var, x.shape).shape),
+        )
         arrays = {
             "input": x,
             "target": floating(params.target, dtype),
@@ -115,10 +122,9 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
         if params.full:
             losses = losses + HALF_LOG_2PI
         shape = losses.shape
-        ref = Reference(
-            value=reduce(losses, params.reduction),
-            losses=losses,
-            denominator=float(losses.size),
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
             breakdown={
                 "log_var": np.broadcast_to(log_v, shape).copy(),
                 "squared_error_over_var": np.broadcast_to(sq, shape).copy(),
@@ -126,15 +132,13 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
             },
         )
         if "grad" in include:
-            g = 1.0
-            if params.reduction == "mean":
-                g = 1.0 / losses.size if losses.size else float("nan")
+            g = grad_scale(params.reduction, losses.size)
             with np.errstate(divide="ignore", invalid="ignore"):
                 gx = np.broadcast_to(g * d / v, shape)
                 gv = np.broadcast_to(g * 0.5 * (1 / v - d**2 / v**2), shape)
-            ref.grads["input"] = unbroadcast(gx, x.shape)
-            ref.grads["target"] = unbroadcast(-gx, t.shape)
-            ref.grads["var"] = unbroadcast(gv, v_eff.shape).reshape(var.shape)
+            ref.grads["input"] = sum_to_shape(gx, x.shape)
+            ref.grads["target"] = sum_to_shape(-gx, t.shape)
+            ref.grads["var"] = sum_to_shape(gv, v_eff.shape).reshape(var.shape)
         return ref
 
     def warnings(self, params: GaussianNllLossParams, prep: Prepared) -> list[LossWarning]:
@@ -155,11 +159,11 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
             )
         if t.shape != x.shape:
             out.append(
-                LossWarning(
-                    "shapes_broadcast",
-                    broadcast_note("target", t.shape, x.shape) + " (torch checks var against the "
-                    "input, but not the target). An (N) target against an (N, 1) input gives "
-                    "N·N losses.",
+                shapes_broadcast_warning(
+                    t.shape,
+                    x.shape,
+                    " (torch checks var against the input, but not the target). An (N) target "
+                    "against an (N, 1) input gives N·N losses.",
                 )
             )
         return out

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from service.losses.base import (
     ErrorSample,
@@ -36,37 +35,30 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
     broadcast_mismatch_warning,
-    broadcast_shape_checked,
-    check_broadcast_size,
+    broadcast_shape,
+    sum_to_shape,
+)
+from service.losses.common import (
     floating,
     grad_scale,
     ieee_quiet,
     scale_of,
-    sum_to_shape,
+    target_values_warning,
 )
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class HingeEmbeddingLossParams(LossParams):
     input: Tensor = Field(description="Distances (usually ≥ 0), any shape.")
-    target: Tensor = Field(
+    target: BroadcastsWithInput = Field(
         description="1 (similar pair) or -1 (dissimilar), a shape that broadcasts with the input."
     )
     margin: float = Field(default=1.0, description="Distance dissimilar pairs are pushed beyond.")
     reduction: Reduction = "mean"
-
-    @field_validator("target")
-    @classmethod
-    def _broadcast_fits(cls, target: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArray[Any]:
-        x = info.data.get("input")
-        if x is not None:
-            check_broadcast_size(x.shape, target.shape, info)
-        return target
 
 
 @register
@@ -80,7 +72,7 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
 
     def prepare(self, params: HingeEmbeddingLossParams, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
-        broadcast_shape_checked("target", params.target.shape, x.shape)
+        broadcast_shape(("input", x.shape), ("target", params.target.shape))
         return Prepared(
             arrays={"input": x, "target": floating(params.target, dtype)},
             floating=frozenset({"input", "target"}),
@@ -99,10 +91,9 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
         margin_term = np.where(dissimilar, np.maximum(gap, 0.0), 0.0)
         distance_term = np.where(similar, x, 0.0)
         losses = margin_term + distance_term
-        ref = Reference(
-            value=reduce(losses, params.reduction),
-            losses=losses,
-            denominator=float(losses.size),
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
             breakdown={"margin_term": margin_term, "distance_term": distance_term},
         )
         if "grad" in include:
@@ -115,22 +106,18 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
     def warnings(self, params: HingeEmbeddingLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         t = np.asarray(params.target, dtype=np.float64)
-        odd = np.unique(t[(t != 1) & (t != -1)])
-        if odd.size:
-            shown = ", ".join(f"{v:g}" for v in odd[:5])
-            hint = " (0/1 labels: map 0 to -1)" if np.all(np.isin(t, (0, 1))) else ""
-            out.append(
-                LossWarning(
-                    "target_values",
-                    f"hinge_embedding_loss expects targets 1 or -1; the target holds {shown}"
-                    f"{hint}. Torch gives such elements both terms, x + max(0, margin - x).",
-                    {"unexpected_values": odd[:5].tolist()},
-                )
-            )
+        zero_one = " With 0/1 labels, map 0 to -1." if np.all(np.isin(t, (0, 1))) else ""
+        odd = target_values_warning(
+            t,
+            (-1.0, 1.0),
+            self.name,
+            f"Torch gives such elements both terms, x + max(0, margin - x).{zero_one}",
+        )
+        if odd is not None:
+            out.append(odd)
         x_shape, y_shape = params.input.shape, params.target.shape
         if x_shape != y_shape:
-            b_shape = tuple(np.broadcast_shapes(x_shape, y_shape))
-            out.append(broadcast_mismatch_warning(x_shape, y_shape, b_shape))
+            out.append(broadcast_mismatch_warning(x_shape, y_shape))
         x, y = np.broadcast_arrays(params.input, t)
         if np.any((y != -1) & (x < 0)):
             out.append(

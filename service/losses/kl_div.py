@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from service.losses._broadcast import broadcast_note, broadcast_together, unbroadcast
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -36,8 +35,13 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import F64, floating, log_softmax, scale_of
-from service.losses.reduction import reduce
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
+    broadcast_shape,
+    shapes_broadcast_warning,
+    sum_to_shape,
+)
+from service.losses.common import F64, floating, grad_scale, log_softmax, scale_of
 from service.losses.registry import register
 
 KLReduction = Literal["none", "batchmean", "sum", "mean"]
@@ -48,7 +52,7 @@ _MEAN_CODE = 1
 
 class KlDivParams(LossParams):
     input: Tensor = Field(description="Log-probabilities log q, any shape.")
-    target: Tensor = Field(
+    target: BroadcastsWithInput = Field(
         description="Probabilities p (log-probabilities when log_target), broadcastable with the "
         "input."
     )
@@ -71,7 +75,7 @@ class KlDiv(Loss[KlDivParams]):
 
     def prepare(self, params: KlDivParams, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
-        broadcast_together("target", params.target, x.shape, "the input's shape")
+        broadcast_shape(("input", x.shape), ("target", params.target.shape))
         t = floating(params.target, dtype)
         return Prepared(
             arrays={"input": x, "target": t},
@@ -101,23 +105,21 @@ class KlDiv(Loss[KlDivParams]):
         p = np.broadcast_to(p, losses.shape)
         denominator = _denominator(params.reduction, x, losses)
         plain = "mean" if params.reduction == "batchmean" else params.reduction
-        ref = Reference(
-            value=reduce(losses, plain, denominator),
-            losses=losses,
-            denominator=denominator,
+        ref = Reference.reduced(
+            losses,
+            plain,
+            denominator,
             breakdown={"target_probability": np.array(p), "log_ratio": log_ratio},
         )
         if "grad" in include:
-            g = 1.0
-            if params.reduction in ("mean", "batchmean"):
-                g = 1.0 / denominator if denominator else float("nan")
+            g = grad_scale(plain, denominator)
             with np.errstate(divide="ignore", invalid="ignore"):
                 if params.log_target:
                     gx, gt = -p, p * (t - x + 1)
                 else:
                     gx, gt = -p, np.where(t == 0, np.nan, np.log(t) + 1) - x
-            ref.grads["input"] = unbroadcast(g * np.broadcast_to(gx, losses.shape), x.shape)
-            ref.grads["target"] = unbroadcast(g * np.broadcast_to(gt, losses.shape), t.shape)
+            ref.grads["input"] = sum_to_shape(g * np.broadcast_to(gx, losses.shape), x.shape)
+            ref.grads["target"] = sum_to_shape(g * np.broadcast_to(gt, losses.shape), t.shape)
         return ref
 
     def warnings(self, params: KlDivParams, prep: Prepared) -> list[LossWarning]:
@@ -172,10 +174,11 @@ class KlDiv(Loss[KlDivParams]):
             )
         if t.shape != x.shape:
             out.append(
-                LossWarning(
-                    "shapes_broadcast",
-                    broadcast_note("target", t.shape, x.shape) + "; 'batchmean' still divides "
-                    "by input.size(0). Check that this is the pairing you meant.",
+                shapes_broadcast_warning(
+                    t.shape,
+                    x.shape,
+                    "; 'batchmean' still divides by input.size(0). Check that this is the "
+                    "pairing you meant.",
                 )
             )
         return out

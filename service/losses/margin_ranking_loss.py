@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.errors import InvalidInput
+from service.arrays import DEFAULT_LIMITS
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -36,14 +36,9 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
-    broadcast_named,
-    floating,
-    scale_of,
-    shape_str,
-    sum_grad_to_shape,
-)
-from service.losses.reduction import reduce
+from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 
@@ -70,15 +65,13 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
 
     def prepare(self, params: MarginRankingParams, dtype: str) -> Prepared:
         x1, x2, y = params.input1, params.input2, params.target
-        for field, arr in (("input2", x2), ("target", y)):
-            if arr.ndim != x1.ndim:
-                raise InvalidInput.at(
-                    field,
-                    f"rank {arr.ndim} (shape {shape_str(arr.shape)}) differs from input1's "
-                    f"rank {x1.ndim}; torch needs all three tensors to have the same number of "
-                    "dimensions",
-                )
-        broadcast_named(("input1", x1.shape), ("input2", x2.shape), ("target", y.shape))
+        require_equal_ranks(("input1", x1), ("input2", x2), ("target", y))
+        broadcast_shape(
+            ("input1", x1.shape),
+            ("input2", x2.shape),
+            ("target", y.shape),
+            max_elements=DEFAULT_LIMITS.max_elements,
+        )
         arrays = {"input1": floating(x1, dtype), "input2": floating(x2, dtype)}
         arrays["target"] = floating(y, dtype)
         scale = scale_of(arrays["input1"], arrays["input2"], np.asarray(params.margin))
@@ -95,13 +88,10 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
         diff = x1 - x2
         unclamped = -y * diff + params.margin
         losses = np.maximum(unclamped, 0.0)
-        value = reduce(losses, params.reduction)
-        denominator = float(losses.size)
         shape = losses.shape
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=denominator,
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
             breakdown={
                 "difference": np.broadcast_to(diff, shape).copy(),
                 "margin_term": unclamped,
@@ -109,12 +99,12 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
             },
         )
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
+            g = grad_scale(params.reduction, losses.size)
             active = np.where(unclamped >= 0, g, 0.0)
             ref.grads = {
-                "input1": sum_grad_to_shape(-active * y, x1.shape),
-                "input2": sum_grad_to_shape(active * y, x2.shape),
-                "target": sum_grad_to_shape(-active * diff, y.shape),
+                "input1": sum_to_shape(-active * y, x1.shape),
+                "input2": sum_to_shape(active * y, x2.shape),
+                "target": sum_to_shape(-active * diff, y.shape),
             }
         return ref
 
@@ -157,7 +147,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
         }
         for scale in (1e-3, 1.0, 1e3):
             for what, (s1, s2, st) in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     margin = float(rng.choice([0.0, 0.5, -0.3, 2.0])) * scale
                     yield Sample(
                         {
@@ -170,7 +160,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
                         f"{what} x{scale} margin {margin:g}",
                     )
         x = rng.standard_normal(5).round(2)
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             yield Sample(
                 {"input1": x.tolist(), "input2": x.tolist(), "target": _signs(rng, 5).tolist()}
                 | {"reduction": reduction},

@@ -43,19 +43,20 @@ from service.losses.base import (
 )
 from service.losses.common import (
     I64,
+    class_indices,
+    class_weights,
     element_limit,
     floating,
     grad_scale,
     ieee_quiet,
     integral,
+    negative_weight_warning,
     require_shape,
     scale_of,
     shape_str,
 )
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 P = TypeVar("P", bound=LossParams)
 
@@ -126,16 +127,10 @@ class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
                 f"shape {shape_str(t.shape)}; expected one class index per sample, shape "
                 f"({n}) (or () for a single sample)",
             )
-        y = integral(t, "target")
-        bad = (y < 0) | (y >= c)
-        if bad.any():
-            raise InvalidInput.at(
-                "target", f"class index {int(y[bad].flat[0])} is out of range [0, {c})"
-            )
+        y = class_indices(t, c)
         arrays: dict[str, Any] = {"input": floating(params.input, dtype), "target": y}
         if params.weight is not None:
-            require_shape(params.weight, "weight", (c,), "one weight per class")
-            arrays["weight"] = floating(params.weight, dtype)
+            arrays["weight"] = class_weights(params.weight, c, dtype)
         return Prepared(
             arrays=arrays,
             floating=frozenset(arrays) - {"target"},
@@ -166,8 +161,7 @@ class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
         }
         if w is not None:
             breakdown["weight"] = w_y.reshape(y.shape)
-        value = reduce(losses, params.reduction, float(n))
-        ref = Reference(value=value, losses=losses, denominator=float(n), breakdown=breakdown)
+        ref = Reference.reduced(losses, params.reduction, n, breakdown)
         if "grad" in include:
             g = grad_scale(params.reduction, n)
             slope = np.where(active, params.p * np.where(active, z, 0.0) ** (params.p - 1), 0.0)
@@ -195,12 +189,9 @@ class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
                     "nll_loss and cross_entropy do.",
                 )
             )
-        if params.weight is not None and params.weight.size and params.weight.min() < 0:
-            out.append(
-                LossWarning(
-                    "negative_weight", "some weights are negative: the loss can be negative."
-                )
-            )
+        negative = negative_weight_warning(params.weight)
+        if negative is not None:
+            out.append(negative)
         return out
 
     def example(self) -> dict[str, Any]:
@@ -367,10 +358,10 @@ class MultilabelMarginLoss(ClassScoresLoss[MultilabelMarginLossParams]):
                 np.add.at(grad, (rows, labels), -g * active.sum(axis=1))
         out_shape = () if x_in.ndim <= 1 else (n,)
         losses = (totals / c).reshape(out_shape)
-        ref = Reference(
-            value=reduce(losses, params.reduction, float(n)),
-            losses=losses,
-            denominator=float(n),
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
+            n,
             breakdown={
                 "labels": read.sum(axis=1).reshape(out_shape),
                 "violations": violations.reshape(out_shape),

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.errors import InvalidInput
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -36,16 +35,25 @@ from service.losses.base import (
 )
 from service.losses.common import (
     F64,
+    ClassWeight,
+    all_targets_ignored_warning,
+    at_targets,
+    class_axis,
+    class_count,
+    class_indices,
+    class_weights,
     floating,
-    integral,
+    grad_scale,
     log_softmax,
     logsumexp,
     require_shape,
     scale_of,
     shape_str,
+    take_class,
+    without_class_axis,
 )
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: How far Σ_c exp(x_c) of a row may be from 1 (in log space) and still count as normalised:
@@ -60,9 +68,7 @@ class NllLossParams(LossParams):
     target: Tensor = Field(
         description="Class indices in [0, C) (or ignore_index), shape (), (N) or (N, d1, ..., dK)."
     )
-    weight: Tensor | None = Field(
-        default=None, description="Rescaling weight per class, shape (C)."
-    )
+    weight: ClassWeight = None
     ignore_index: int = Field(
         default=-100, description="Target value that is ignored and does not count in 'mean'."
     )
@@ -80,34 +86,18 @@ class NllLoss(Loss[NllLossParams]):
 
     def prepare(self, params: NllLossParams, dtype: str) -> Prepared:
         x = params.input
-        if x.ndim == 0:
-            raise InvalidInput.at(
-                "input", "log-probabilities need a class dimension: (C), (N, C) or (N, C, d1, ...)"
-            )
-        class_dim = 0 if x.ndim == 1 else 1
-        n_classes = x.shape[class_dim]
-        if n_classes == 0:
-            raise InvalidInput.at(
-                "input", f"the class dimension is empty (shape {shape_str(x.shape)})"
-            )
-        expected = x.shape[:class_dim] + x.shape[class_dim + 1 :]
+        n_classes = class_count(x, "log-probabilities")
         target = params.target
         if x.ndim == 1 and target.shape == (1,):
             target = target.reshape(())  # torch reads a (1) target of a (C) input as one index
-        require_shape(target, "target", expected, f"class indices for input {shape_str(x.shape)}")
-        y = integral(target, "target")
-        bad = (y != params.ignore_index) & ((y < 0) | (y >= n_classes))
-        if bad.any():
-            raise InvalidInput.at(
-                "target",
-                f"class index {int(y[bad].flat[0])} is out of range [0, {n_classes}) "
-                f"and is not ignore_index ({params.ignore_index})",
-            )
+        require_shape(
+            target, "target", without_class_axis(x), f"class indices for input {shape_str(x.shape)}"
+        )
+        y = class_indices(target, n_classes, params.ignore_index)
         arrays: dict[str, Any] = {"input": floating(x, dtype), "target": y}
         floating_names = {"input"}
         if params.weight is not None:
-            require_shape(params.weight, "weight", (n_classes,), "one weight per class")
-            arrays["weight"] = floating(params.weight, dtype)
+            arrays["weight"] = class_weights(params.weight, n_classes, dtype)
             floating_names.add("weight")
         return Prepared(
             arrays=arrays,
@@ -120,29 +110,25 @@ class NllLoss(Loss[NllLossParams]):
         self, params: NllLossParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
         x = prep.arrays["input"]
-        class_dim = 0 if x.ndim == 1 else 1
+        class_dim = class_axis(x)
         xm = np.moveaxis(x, class_dim, -1)  # (..., C)
         n_classes = xm.shape[-1]
         w = prep.arrays.get("weight", np.ones(n_classes))
-        y = prep.arrays["target"]
-        kept = y != params.ignore_index
-        safe = np.where(kept, y, 0)
-        w_y = np.where(kept, w[safe], 0.0)
-        x_y = np.where(kept, np.take_along_axis(xm, safe[..., None], axis=-1)[..., 0], 0.0)
+        kept, safe, w_y = at_targets(prep.arrays["target"], params.ignore_index, w)
+        x_y = np.where(kept, take_class(xm, safe), 0.0)
         losses = -w_y * x_y
         denominator = float(w_y.sum())
-        value = reduce(losses, params.reduction, denominator)
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=denominator,
+        ref = Reference.reduced(
+            losses,
+            params.reduction,
+            denominator,
             breakdown={"target_log_prob": x_y, "weight": w_y, "ignored": ~kept},
         )
         if "grad" in include:
             # Torch gives ignored elements a zero gradient, also when 'mean' divides by 0.
             at_target = (np.arange(n_classes) == safe[..., None]) & kept[..., None]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = np.float64(1.0) / denominator if params.reduction == "mean" else 1.0
+            g = grad_scale(params.reduction, denominator)
+            with np.errstate(invalid="ignore"):
                 grad = np.where(at_target, -g * w_y[..., None], 0.0)
             ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
         return ref
@@ -150,7 +136,7 @@ class NllLoss(Loss[NllLossParams]):
     def warnings(self, params: NllLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         x = prep.arrays["input"]
-        class_dim = 0 if x.ndim == 1 else 1
+        class_dim = class_axis(x)
         y = prep.arrays["target"]
         kept = y != params.ignore_index
         if x.size:
@@ -185,13 +171,7 @@ class NllLoss(Loss[NllLossParams]):
                     )
                 )
         if y.size and not kept.any():
-            out.append(
-                LossWarning(
-                    "all_targets_ignored",
-                    f"every target equals ignore_index ({params.ignore_index}): the losses are "
-                    "all 0 and 'mean' divides 0 by 0, which is NaN.",
-                )
-            )
+            out.append(all_targets_ignored_warning(params.ignore_index))
         elif params.reduction == "mean" and kept.any() and params.weight is not None:
             w = prep.arrays["weight"]
             if float(w[np.where(kept, y, 0)][kept].sum()) == 0.0:
@@ -217,7 +197,7 @@ class NllLoss(Loss[NllLossParams]):
                 logp = log_softmax(rng.standard_normal(shape) * scale, 0 if rank == 1 else 1)
                 y = rng.integers(0, c, size=batch)
                 weight = rng.uniform(0.1, 2.0, c).tolist()
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     base = {"input": logp.tolist(), "reduction": reduction}
                     yield Sample(base | {"target": y.tolist()}, f"rank {rank} x{scale}")
                     if rank > 1:
@@ -227,7 +207,7 @@ class NllLoss(Loss[NllLossParams]):
                             f"weighted, some ignored, rank {rank} x{scale}",
                         )
         x = rng.standard_normal((4, 3)) * 2
-        for reduction in ("none", "mean", "sum"):
+        for reduction in REDUCTIONS:
             yield Sample(
                 {"input": x.tolist(), "target": [0, 1, 2, 1], "reduction": reduction},
                 "raw logits, not log-probabilities (torch does not care)",
@@ -277,14 +257,10 @@ class NllLoss(Loss[NllLossParams]):
 
 def _mean_nll(logp: F64, params: NllLossParams, prep: Prepared) -> float:
     """What ``mean`` would give with ``logp`` in place of the input (same targets and weights)."""
-    class_dim = 0 if logp.ndim == 1 else 1
-    lm = np.moveaxis(logp, class_dim, -1)
+    lm = np.moveaxis(logp, class_axis(logp), -1)
     w = prep.arrays.get("weight", np.ones(lm.shape[-1]))
-    y = prep.arrays["target"]
-    kept = y != params.ignore_index
-    safe = np.where(kept, y, 0)
-    w_y = np.where(kept, w[safe], 0.0)
-    picked = np.take_along_axis(lm, safe[..., None], axis=-1)[..., 0]
+    kept, safe, w_y = at_targets(prep.arrays["target"], params.ignore_index, w)
+    picked = take_class(lm, safe)
     with np.errstate(invalid="ignore", divide="ignore"):
         return float(-(np.where(kept, w_y * picked, 0.0)).sum() / w_y.sum())
 

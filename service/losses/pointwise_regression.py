@@ -34,7 +34,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 import torch
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from service.losses.base import (
     ErrorSample,
@@ -47,40 +47,33 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
+    broadcast_mismatch_warning,
+    broadcast_shape,
+    sum_to_shape,
+)
 from service.losses.common import (
     F64,
-    broadcast_mismatch_warning,
-    broadcast_shape_checked,
-    check_broadcast_size,
     floating,
     grad_scale,
     ieee_quiet,
+    negative_weight_warning,
     require_shape,
     scale_of,
     shape_str,
-    sum_to_shape,
 )
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class PointwiseParams(LossParams):
     input: Tensor = Field(description="Predictions, any shape.")
-    target: Tensor = Field(
+    target: BroadcastsWithInput = Field(
         description="Targets, the input's shape (or one that broadcasts with it, which torch "
         "warns about)."
     )
     reduction: Reduction = "mean"
-
-    @field_validator("target")
-    @classmethod
-    def _broadcast_fits(cls, target: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArray[Any]:
-        x = info.data.get("input")
-        if x is not None:
-            check_broadcast_size(x.shape, target.shape, info)
-        return target
 
 
 class WeightedPointwiseParams(PointwiseParams):
@@ -164,7 +157,7 @@ class PointwiseLoss(Loss[P]):
     def prepare(self, params: P, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
         y = floating(params.target, dtype)
-        broadcast_shape_checked("target", y.shape, x.shape)
+        broadcast_shape(("input", x.shape), ("target", y.shape))
         arrays: dict[str, Any] = {"input": x, "target": y}
         w = _weight(params)
         if w is not None:
@@ -217,8 +210,7 @@ class PointwiseLoss(Loss[P]):
             denominator = float(w.sum()) if self.mean_over_weights else float(d.size)
             breakdown |= {"unweighted": unweighted, "weight": wb}
         breakdown |= self.zones(d, params)
-        value = reduce(losses, params.reduction, denominator)
-        ref = Reference(value=value, losses=losses, denominator=denominator, breakdown=breakdown)
+        ref = Reference.reduced(losses, params.reduction, denominator, breakdown)
         if "grad" in include:
             mean = params.reduction == "mean"
             g = grad_scale(params.reduction, denominator)
@@ -228,7 +220,7 @@ class PointwiseLoss(Loss[P]):
             if w is not None:
                 gw = sum_to_shape(g * unweighted, w.shape)
                 if mean and self.mean_over_weights:
-                    gw = gw - np.float64(value) / np.float64(denominator)
+                    gw = gw - np.float64(ref.value) / np.float64(denominator)
                 ref.grads["weight"] = gw
         return ref
 
@@ -238,18 +230,13 @@ class PointwiseLoss(Loss[P]):
         x_shape, y_shape = params.input.shape, params.target.shape
         b_shape = tuple(np.broadcast_shapes(x_shape, y_shape))
         if x_shape != y_shape:
-            out.append(broadcast_mismatch_warning(x_shape, y_shape, b_shape))
+            out.append(broadcast_mismatch_warning(x_shape, y_shape))
         w = _weight(params)
         if w is None:
             return out
-        if w.size and w.min() < 0:
-            out.append(
-                LossWarning(
-                    "negative_weight",
-                    "some weights are negative: those elements lower the loss, and the result "
-                    "can be negative.",
-                )
-            )
+        negative = negative_weight_warning(w)
+        if negative is not None:
+            out.append(negative)
         if params.reduction != "mean":
             return out
         if not self.mean_over_weights:

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.losses._broadcast import broadcast_note, broadcast_together, unbroadcast
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -37,18 +36,23 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import F64, floating, scale_of
-from service.losses.reduction import reduce
+from service.losses.broadcasting import (
+    BroadcastsWithInput,
+    broadcast_shape,
+    shapes_broadcast_warning,
+    sum_to_shape,
+)
+from service.losses.common import F64, floating, grad_scale, scale_of
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 #: Above this, a "log-rate" is a rate of more than e^20 ≈ 5e8 events: probably a rate itself.
 LARGE_LOG_RATE = 20.0
-REDUCTIONS = ("none", "mean", "sum")
 
 
 class PoissonNllLossParams(LossParams):
     input: Tensor = Field(description="Log-rates (log_input) or rates, any shape.")
-    target: Tensor = Field(description="Counts, broadcastable with the input.")
+    target: BroadcastsWithInput = Field(description="Counts, broadcastable with the input.")
     log_input: bool = Field(default=True, description="The input holds log λ, not λ.")
     full: bool = Field(
         default=False, description="Add the Stirling approximation of log(target!) where > 1."
@@ -70,7 +74,7 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
 
     def prepare(self, params: PoissonNllLossParams, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
-        broadcast_together("target", params.target, x.shape, "the input's shape")
+        broadcast_shape(("input", x.shape), ("target", params.target.shape))
         t = floating(params.target, dtype)
         rate, log_rate = _rates(x, params)
         with np.errstate(all="ignore"):
@@ -93,24 +97,17 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
             stirling = _stirling(t)
             losses = losses + stirling
             breakdown["stirling_term"] = np.broadcast_to(stirling, losses.shape).copy()
-        ref = Reference(
-            value=reduce(losses, params.reduction),
-            losses=losses,
-            denominator=float(losses.size),
-            breakdown=breakdown,
-        )
+        ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
-            g = 1.0
-            if params.reduction == "mean":
-                g = 1.0 / losses.size if losses.size else float("nan")
+            g = grad_scale(params.reduction, losses.size)
             with np.errstate(divide="ignore", invalid="ignore"):
                 gx = rate - t if params.log_input else 1 - t / (x + params.eps)
                 gt = -log_rate
                 if params.full:
                     safe = np.where(t > 1, t, 2.0)
                     gt = gt + np.where(t > 1, np.log(safe) + 0.5 / safe, np.where(t > 0, 0, np.nan))
-            ref.grads["input"] = unbroadcast(g * np.broadcast_to(gx, losses.shape), x.shape)
-            ref.grads["target"] = unbroadcast(g * np.broadcast_to(gt, losses.shape), t.shape)
+            ref.grads["input"] = sum_to_shape(g * np.broadcast_to(gx, losses.shape), x.shape)
+            ref.grads["target"] = sum_to_shape(g * np.broadcast_to(gt, losses.shape), t.shape)
         return ref
 
     def warnings(self, params: PoissonNllLossParams, prep: Prepared) -> list[LossWarning]:
@@ -150,10 +147,11 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
             )
         if t.shape != x.shape:
             out.append(
-                LossWarning(
-                    "shapes_broadcast",
-                    broadcast_note("target", t.shape, x.shape) + ". Check that this is the pairing "
-                    "you meant: an (N) target against an (N, 1) input gives N·N losses.",
+                shapes_broadcast_warning(
+                    t.shape,
+                    x.shape,
+                    ". Check that this is the pairing you meant: an (N) target against an (N, 1) "
+                    "input gives N·N losses.",
                 )
             )
         return out

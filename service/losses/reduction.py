@@ -11,12 +11,14 @@ Semantics, as torch defines them:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 Reduction = Literal["none", "mean", "sum"]
+REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
+"""Every value of ``reduction`` that torch's losses share (the samples go through them all)."""
 F64 = npt.NDArray[np.float64]
 
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from service.errors import InvalidInput
@@ -40,21 +39,22 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
+from service.losses.broadcasting import (
+    broadcast_mismatch_warning,
+    require_broadcasts_into,
+    sum_to_shape,
+)
 from service.losses.common import (
     F64,
-    broadcast_mismatch_warning,
-    broadcast_shape_checked,
     floating,
     grad_scale,
     ieee_quiet,
+    negative_weight_warning,
     scale_of,
-    shape_str,
-    sum_to_shape,
+    target_values_warning,
 )
-from service.losses.reduction import reduce
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
-
-REDUCTIONS = ("none", "mean", "sum")
 
 #: log of the largest finite number of each dtype: exp() overflows to inf past it.
 EXP_LIMIT: dict[str, float] = {
@@ -65,6 +65,11 @@ EXP_LIMIT: dict[str, float] = {
 }
 
 
+#: Why the target (and weight) may not enlarge the input, as the refusals say it.
+_LARGER_REFUSED = "torch refuses a result larger than the input"
+_WRONG_DIMENSION = "torch would average over the wrong dimension"
+
+
 def log_sigmoid(x: F64) -> F64:
     """log σ(x) = -log(1 + exp(-x)), without overflow for either sign."""
     out: F64 = -np.logaddexp(0.0, -x)
@@ -73,36 +78,6 @@ def log_sigmoid(x: F64) -> F64:
 
 def sigmoid(x: F64) -> F64:
     return np.exp(log_sigmoid(x))
-
-
-def broadcast_into_input(
-    arr: npt.NDArray[Any], field: str, input_shape: tuple[int, ...], function: str
-) -> None:
-    """Refuse ``arr`` unless it broadcasts to exactly the input's shape: torch either refuses a
-    larger result or (``multilabel_soft_margin_loss``) averages over the wrong dimension."""
-    shape = broadcast_shape_checked(field, arr.shape, input_shape)
-    if shape != input_shape:
-        raise InvalidInput.at(
-            field,
-            f"shape {shape_str(arr.shape)} would broadcast the input {shape_str(input_shape)} "
-            f"to {shape_str(shape)}; {function} needs it to broadcast to the input's shape",
-        )
-
-
-def target_values_warning(
-    t: npt.NDArray[Any], allowed: tuple[float, float], name: str, hint: str
-) -> LossWarning | None:
-    values = np.unique(np.asarray(t, dtype=np.float64))
-    odd = values[~np.isin(values, allowed)]
-    if not odd.size:
-        return None
-    shown = ", ".join(f"{v:g}" for v in odd[:5])
-    return LossWarning(
-        "target_values",
-        f"{name} expects targets in {{{allowed[0]:g}, {allowed[1]:g}}}; the target holds {shown}. "
-        + hint,
-        {"unexpected_values": odd[:5].tolist()},
-    )
 
 
 class SoftMarginLossParams(LossParams):
@@ -130,7 +105,7 @@ class SoftMarginLoss(Loss[SoftMarginLossParams]):
 
     def prepare(self, params: SoftMarginLossParams, dtype: str) -> Prepared:
         x = floating(params.input, dtype)
-        broadcast_into_input(params.target, "target", x.shape, self.name)
+        require_broadcasts_into("target", params.target.shape, x.shape, _LARGER_REFUSED)
         y = floating(params.target, dtype)
         return SoftMarginPrepared(
             arrays={"input": x, "target": y},
@@ -147,13 +122,7 @@ class SoftMarginLoss(Loss[SoftMarginLossParams]):
         y = np.broadcast_to(prep.arrays["target"], x.shape)
         margin = y * x
         losses = np.logaddexp(0.0, -margin)
-        value = reduce(losses, params.reduction)
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=float(losses.size),
-            breakdown={"margin": margin},
-        )
+        ref = Reference.reduced(losses, params.reduction, breakdown={"margin": margin})
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
             ref.grads["input"] = -g * y * sigmoid(-margin)
@@ -172,11 +141,7 @@ class SoftMarginLoss(Loss[SoftMarginLossParams]):
         if odd is not None:
             out.append(odd)
         if params.target.shape != params.input.shape:
-            out.append(
-                broadcast_mismatch_warning(
-                    params.input.shape, params.target.shape, params.input.shape
-                )
-            )
+            out.append(broadcast_mismatch_warning(params.input.shape, params.target.shape))
         limit = prep.exp_limit if isinstance(prep, SoftMarginPrepared) else EXP_LIMIT["float64"]
         x = prep.arrays["input"]
         margin = np.broadcast_to(prep.arrays["target"], x.shape) * x
@@ -295,10 +260,10 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
                 "input", "a class dimension is needed: shape (C), (N, C) or (N, ..., C)"
             )
         x = floating(params.input, dtype)
-        broadcast_into_input(params.target, "target", x.shape, self.name)
+        require_broadcasts_into("target", params.target.shape, x.shape, _WRONG_DIMENSION)
         arrays: dict[str, Any] = {"input": x, "target": floating(params.target, dtype)}
         if params.weight is not None:
-            broadcast_into_input(params.weight, "weight", x.shape, self.name)
+            require_broadcasts_into("weight", params.weight.shape, x.shape, _WRONG_DIMENSION)
             arrays["weight"] = floating(params.weight, dtype)
         return Prepared(
             arrays=arrays,
@@ -319,13 +284,7 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
         per_class = -(t * log_sigmoid(x) + (1.0 - t) * log_sigmoid(-x))
         weighted = per_class * wb
         losses = weighted.sum(axis=-1) / n_classes
-        value = reduce(losses, params.reduction)
-        ref = Reference(
-            value=value,
-            losses=losses,
-            denominator=float(losses.size),
-            breakdown={"per_class": weighted},
-        )
+        ref = Reference.reduced(losses, params.reduction, breakdown={"per_class": weighted})
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size) / np.float64(n_classes)
             ref.grads["input"] = g * wb * (sigmoid(x) - t)
@@ -348,11 +307,7 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
                 )
             )
         if params.target.shape != params.input.shape:
-            out.append(
-                broadcast_mismatch_warning(
-                    params.input.shape, params.target.shape, params.input.shape
-                )
-            )
+            out.append(broadcast_mismatch_warning(params.input.shape, params.target.shape))
         if params.input.shape[-1] == 0:
             out.append(
                 LossWarning(
@@ -360,14 +315,9 @@ class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
                     "the class dimension is empty: each sample's loss is 0/0, which is NaN.",
                 )
             )
-        if params.weight is not None and params.weight.size and params.weight.min() < 0:
-            out.append(
-                LossWarning(
-                    "negative_weight",
-                    "some weights are negative: those terms lower the loss, which can then be "
-                    "negative.",
-                )
-            )
+        negative = negative_weight_warning(params.weight)
+        if negative is not None:
+            out.append(negative)
         return out
 
     def example(self) -> dict[str, Any]:

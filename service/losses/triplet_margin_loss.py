@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from service.arrays import DEFAULT_LIMITS
 from service.errors import InvalidInput
 from service.losses.base import (
     F64,
@@ -43,14 +44,9 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.common import (
-    broadcast_named,
-    floating,
-    scale_of,
-    shape_str,
-    sum_grad_to_shape,
-)
-from service.losses.reduction import reduce
+from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
+from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
 
@@ -79,22 +75,19 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
 
     def prepare(self, params: TripletMarginParams, dtype: str) -> Prepared:
         a, pos, neg = params.anchor, params.positive, params.negative
-        for field, arr in (("positive", pos), ("negative", neg)):
-            if arr.ndim != a.ndim:
-                raise InvalidInput.at(
-                    field,
-                    f"rank {arr.ndim} (shape {shape_str(arr.shape)}) differs from the anchor's "
-                    f"rank {a.ndim}; torch needs the three to have the same number of dimensions",
-                )
-        ap = broadcast_named(("anchor", a.shape), ("positive", pos.shape))
-        an = broadcast_named(("anchor", a.shape), ("negative", neg.shape))
+        require_equal_ranks(("anchor", a), ("positive", pos), ("negative", neg))
+        limit = DEFAULT_LIMITS.max_elements
+        ap = broadcast_shape(("anchor", a.shape), ("positive", pos.shape), max_elements=limit)
+        an = broadcast_shape(("anchor", a.shape), ("negative", neg.shape), max_elements=limit)
         d_shapes = [("positive", ap[:-1]), ("negative", an[:-1])]
         features = [ap[-1:], an[-1:]]
         if params.swap:
-            pn = broadcast_named(("positive", pos.shape), ("negative", neg.shape))
+            pn = broadcast_shape(
+                ("positive", pos.shape), ("negative", neg.shape), max_elements=limit
+            )
             d_shapes.append(("negative", pn[:-1]))
             features.append(pn[-1:])
-        broadcast_named(*d_shapes)
+        broadcast_shape(*d_shapes, max_elements=limit)
         if params.p < 0 and any(f == (0,) for f in features):
             raise InvalidInput.at(
                 "p", f"a negative norm degree ({params.p}) needs a non-empty last dimension"
@@ -128,11 +121,9 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         breakdown["active"] = unclamped >= 0
         shape = losses.shape
         breakdown = {k: np.broadcast_to(v, shape).copy() for k, v in breakdown.items()}
-        value = reduce(losses, params.reduction)
-        denominator = float(losses.size)
-        ref = Reference(value, losses, denominator, breakdown)
+        ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
-            g = 1.0 / denominator if params.reduction == "mean" and denominator else 1.0
+            g = grad_scale(params.reduction, losses.size)
             c = np.where(unclamped >= 0, g, 0.0)
             g_ap = c[..., None] * _pnorm_grad(u_ap, d_ap, params.p)
             g_an = (c * w_an)[..., None] * _pnorm_grad(u_an, d_an, params.p)
@@ -144,7 +135,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
             for k, parts in grads.items():
                 shape_k = prep.arrays[k].shape
                 ref.grads[k] = sum(
-                    (sum_grad_to_shape(part, shape_k) for part in parts), np.zeros(shape_k)
+                    (sum_to_shape(part, shape_k) for part in parts), np.zeros(shape_k)
                 )
         return ref
 
@@ -184,7 +175,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         i = 0
         for scale in (1e-2, 1.0, 1e2):
             for what, (sa, sp, sn) in shapes.items():
-                for reduction in ("none", "mean", "sum"):
+                for reduction in REDUCTIONS:
                     for swap in (False, True):
                         p = (1.0, 2.0, 3.0, 1.5)[i % 4]
                         margin = (1.0, 0.2, 5.0)[i % 3] * scale

@@ -11,11 +11,34 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import torch
 
 from service.dataplane import Dataplane
 from service.errors import InvalidInput
+from service.losses import registry
 from service.losses.base import Loss
+
+#: (input shape, another tensor's shape): equal, broadcasting into the input, enlarging it,
+#: not broadcasting, and empty, for the losses whose tensors must fit the input's shape.
+SHAPE_PAIRS: list[tuple[tuple[int, ...], tuple[int, ...]]] = [
+    ((2, 3), (2, 3)),
+    ((2, 3), (3,)),
+    ((2, 3), (2, 1)),
+    ((2, 3), (1, 3)),
+    ((2, 3), ()),
+    ((2, 3), (1,)),
+    ((2, 3), (2,)),
+    ((2, 3), (1, 2, 3)),
+    ((2, 3), (3, 1)),
+    ((3,), (2, 3)),
+    ((), (1,)),
+    ((), (3,)),
+    ((2, 0), (1,)),
+    ((2, 0), (2, 1)),
+    ((2, 3), (6,)),
+    ((2, 1, 3), (4, 3)),
+]
 
 
 def torch_refuses(call: Callable[[], torch.Tensor]) -> bool:
@@ -34,6 +57,40 @@ def service_refuses(dataplane: Dataplane, loss: Loss[Any], body: dict[str, Any])
     except InvalidInput as exc:
         return exc.field
     return None
+
+
+def compute(
+    dataplane: Dataplane, name: str, body: dict[str, Any], dtype: str = "float64"
+) -> dict[str, Any]:
+    """The service's response to ``body`` for the loss called ``name``, computed in ``dtype``."""
+    return dataplane.compute(registry.require(name), body | {"dtype": dtype})
+
+
+def assert_refuses_as_torch_does(
+    dataplane: Dataplane, loss: Loss[Any], tensors: dict[str, torch.Tensor], field: str
+) -> None:
+    """The service refuses ``tensors`` exactly when torch does, and then names ``field``."""
+    refused = service_refuses(dataplane, loss, {k: v.tolist() for k, v in tensors.items()})
+    fn = getattr(torch.nn.functional, loss.name)
+    assert (refused is not None) == torch_refuses(lambda: fn(**tensors))
+    assert refused in (None, field)
+
+
+def assert_both_refuse(
+    dataplane: Dataplane,
+    name: str,
+    body: dict[str, Any],
+    field: str,
+    torch_call: Callable[[], object],
+    torch_raises: type[Exception] | tuple[type[Exception], ...] = (RuntimeError, ValueError),
+) -> None:
+    """The service refuses ``body`` for the loss ``name`` naming ``field``, and torch (called by
+    ``torch_call`` on the same body) raises ``torch_raises``."""
+    with pytest.raises(InvalidInput) as info:
+        compute(dataplane, name, body)
+    assert info.value.field == field
+    with pytest.raises(torch_raises):
+        torch_call()
 
 
 def codes(out: dict[str, Any]) -> set[str]:

@@ -9,14 +9,9 @@ import torch.nn.functional as F
 
 from service.dataplane import Dataplane
 from service.losses import registry
+from tests.losses.parity import codes
 
 CE = registry.require("cross_entropy")
-
-
-def codes(out: dict[str, object]) -> set[str]:
-    warnings = out["warnings"]
-    assert isinstance(warnings, list)
-    return {w["code"] for w in warnings}
 
 
 @pytest.mark.parametrize("scale", [1e2, 1e3, 1e5])

@@ -13,12 +13,11 @@ from service.dataplane import Dataplane
 from service.errors import InvalidInput
 from service.losses import registry
 from tests.conftest import cpu_settings
+from tests.losses import parity
 
 
 def compute(dataplane: Dataplane, body: dict[str, Any]) -> dict[str, Any]:
-    loss = registry.get("hinge_embedding_loss")
-    assert loss is not None
-    return dataplane.compute(loss, body | {"dtype": "float64"})
+    return parity.compute(dataplane, "hinge_embedding_loss", body)
 
 
 def direct(body: dict[str, Any], grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -90,11 +89,9 @@ def test_breakdown_separates_the_terms(dataplane: Dataplane) -> None:
 
 def test_shapes_that_do_not_broadcast_are_refused_as_torch_does(dataplane: Dataplane) -> None:
     body = {"input": [0.1, 0.2, 0.3], "target": [1, -1]}
-    with pytest.raises(InvalidInput) as info:
-        compute(dataplane, body)
-    assert info.value.field == "target"
-    with pytest.raises(RuntimeError):
-        direct(body)
+    parity.assert_both_refuse(
+        dataplane, "hinge_embedding_loss", body, "target", lambda: direct(body), RuntimeError
+    )
 
 
 def test_a_broadcast_beyond_the_element_limit_is_refused() -> None:

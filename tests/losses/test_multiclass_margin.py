@@ -13,14 +13,9 @@ from service.dataplane import Dataplane
 from service.errors import InvalidInput
 from service.losses import multiclass_margin, registry
 from tests.conftest import cpu_settings
+from tests.losses.parity import assert_both_refuse, codes, compute
 
 NAMES = ["multi_margin_loss", "multilabel_margin_loss"]
-
-
-def compute(dataplane: Dataplane, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    loss = registry.get(name)
-    assert loss is not None
-    return dataplane.compute(loss, body | {"dtype": "float64"})
 
 
 def direct(name: str, body: dict[str, Any], grad: bool = False) -> torch.Tensor:
@@ -34,10 +29,6 @@ def direct(name: str, body: dict[str, Any], grad: bool = False) -> torch.Tensor:
     options = {k: v for k, v in body.items() if k not in ("input", "target", "weight")}
     out: torch.Tensor = getattr(torch.nn.functional, name)(**tensors, **options)
     return out
-
-
-def codes(response: dict[str, Any]) -> list[str]:
-    return [w["code"] for w in response["warnings"]]
 
 
 def empty_body(name: str) -> dict[str, Any]:
@@ -80,11 +71,7 @@ def test_empty_batch_unreduced_is_torchs_empty(dataplane: Dataplane, name: str) 
 def test_refusals_mirror_torchs(
     dataplane: Dataplane, name: str, body: dict[str, Any], field: str
 ) -> None:
-    with pytest.raises(InvalidInput) as info:
-        compute(dataplane, name, body)
-    assert info.value.field == field
-    with pytest.raises((RuntimeError, ValueError)):
-        direct(name, body)
+    assert_both_refuse(dataplane, name, body, field, lambda: direct(name, body))
 
 
 @pytest.mark.parametrize(

@@ -16,18 +16,13 @@ from service.dataplane import Dataplane
 from service.errors import InvalidInput
 from service.losses import registry
 from tests.conftest import cpu_settings
+from tests.losses.parity import assert_both_refuse, compute
 
 WEIGHTED = ["mse_loss", "l1_loss", "huber_loss"]
 ALL = [*WEIGHTED, "smooth_l1_loss"]
 REDUCTIONS = ["none", "mean", "sum"]
 #: (input shape, target shape): the target broadcast over the input, and beyond it.
 BROADCASTS = [((3, 4), (4,)), ((3, 1), (1, 4)), ((4, 1), (4,)), ((), (3,)), ((2, 3), ())]
-
-
-def compute(dataplane: Dataplane, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    loss = registry.get(name)
-    assert loss is not None
-    return dataplane.compute(loss, body | {"dtype": "float64"})
 
 
 def direct(
@@ -188,11 +183,7 @@ def test_quadratic_zone_is_in_the_breakdown(dataplane: Dataplane, name: str, opt
 def test_refusals_mirror_torchs(
     dataplane: Dataplane, name: str, body: dict[str, Any], field: str
 ) -> None:
-    with pytest.raises(InvalidInput) as info:
-        compute(dataplane, name, body)
-    assert info.value.field == field
-    with pytest.raises((RuntimeError, ValueError)):
-        direct(name, body)
+    assert_both_refuse(dataplane, name, body, field, lambda: direct(name, body))
 
 
 @pytest.mark.anyio

@@ -11,15 +11,7 @@ import torch
 
 from service.dataplane import Dataplane
 from service.errors import InvalidInput
-from service.losses import registry
-
-
-def compute(
-    dataplane: Dataplane, name: str, body: dict[str, Any], dtype: str = "float64"
-) -> dict[str, Any]:
-    loss = registry.get(name)
-    assert loss is not None
-    return dataplane.compute(loss, body | {"dtype": dtype})
+from tests.losses.parity import assert_both_refuse, codes, compute
 
 
 def direct(name: str, body: dict[str, Any], dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -31,10 +23,6 @@ def direct(name: str, body: dict[str, Any], dtype: torch.dtype = torch.float64) 
     options = {k: v for k, v in body.items() if k not in tensors}
     out: torch.Tensor = getattr(torch.nn.functional, name)(**tensors, **options)
     return out
-
-
-def codes(response: dict[str, Any]) -> list[str]:
-    return [w["code"] for w in response["warnings"]]
 
 
 @pytest.mark.parametrize(
@@ -67,11 +55,14 @@ def test_soft_margin_target_must_broadcast_to_the_input(
     dataplane: Dataplane, x_shape: tuple[int, ...], y_shape: tuple[int, ...]
 ) -> None:
     body = {"input": np.zeros(x_shape).tolist(), "target": np.ones(y_shape).tolist()}
-    with pytest.raises(InvalidInput) as info:
-        compute(dataplane, "soft_margin_loss", body)
-    assert info.value.field == "target"
-    with pytest.raises(RuntimeError):
-        direct("soft_margin_loss", body)
+    assert_both_refuse(
+        dataplane,
+        "soft_margin_loss",
+        body,
+        "target",
+        lambda: direct("soft_margin_loss", body),
+        RuntimeError,
+    )
 
 
 def test_soft_margin_target_broadcast_over_rows(dataplane: Dataplane) -> None:

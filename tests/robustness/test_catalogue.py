@@ -41,6 +41,23 @@ def ce(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not _ABSENT}
 
 
+V2 = "/v2/models/cross_entropy/infer"
+V2_VERSIONED = "/v2/models/cross_entropy/versions/9/infer"
+V2_INPUT: dict[str, Any] = {
+    "name": "input",
+    "shape": [2, 3],
+    "datatype": "FP32",
+    "data": [x for row in OK_INPUT for x in row],
+}
+V2_TARGET: dict[str, Any] = {"name": "target", "shape": [2], "datatype": "INT64", "data": OK_TARGET}
+
+
+def infer(*inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An inference request; ``data: None`` in an input removes the key."""
+    cleaned = [{k: v for k, v in i.items() if v is not None} for i in inputs]
+    return {"inputs": cleaned, **extra}
+
+
 def nested(depth: int) -> Any:
     value: Any = 1.0
     for _ in range(depth):
@@ -169,6 +186,78 @@ CATALOGUE: list[Bad] = [
     Bad("health-unknown", 404, method="GET", path="/v2/health/dead", envelope="oip"),
     Bad("health-post", 405, json={}, path="/v2/health/live", envelope="oip"),
     Bad("ready-post", 405, json={}, path="/v2/health/ready", envelope="oip"),
+    # -- the Open Inference Protocol: {"error": ...} with the protocol's 400/404 -----------------
+    Bad("v2-not-json", 400, content=b'{"inputs": [', path=V2, envelope="oip"),
+    Bad("v2-no-inputs", 400, "inputs", json={}, path=V2, envelope="oip"),
+    Bad("v2-inputs-not-a-list", 400, "inputs", json={"inputs": {}}, path=V2, envelope="oip"),
+    Bad("v2-missing-target", 400, "target", json=infer(V2_INPUT), path=V2, envelope="oip"),
+    Bad(
+        "v2-unknown-input",
+        400,
+        "logits",
+        json=infer(V2_INPUT, V2_TARGET, {**V2_INPUT, "name": "logits"}),
+        path=V2,
+        envelope="oip",
+    ),
+    Bad(
+        "v2-data-shape-mismatch",
+        400,
+        "input",
+        json=infer({**V2_INPUT, "data": [1.0] * 5}, V2_TARGET),
+        path=V2,
+        envelope="oip",
+    ),
+    Bad(
+        "v2-unknown-datatype",
+        400,
+        "FP8",
+        json=infer({**V2_INPUT, "datatype": "FP8"}, V2_TARGET),
+        path=V2,
+        envelope="oip",
+    ),
+    Bad(
+        "v2-binary-without-header",
+        400,
+        json=infer({**V2_INPUT, "data": None, "parameters": {"binary_data_size": 24}}, V2_TARGET),
+        path=V2,
+        envelope="oip",
+    ),
+    Bad(
+        "v2-header-past-the-body",
+        400,
+        content=b'{"inputs": []}',
+        headers={"inference-header-content-length": "999"},
+        path=V2,
+        envelope="oip",
+    ),
+    Bad(
+        "v2-target-out-of-range",
+        400,
+        "target",
+        json=infer(V2_INPUT, {**V2_TARGET, "data": [5, 0]}),
+        path=V2,
+        envelope="oip",
+    ),
+    Bad(
+        "v2-unknown-reduction",
+        400,
+        "reduction",
+        json=infer(V2_INPUT, V2_TARGET, parameters={"reduction": "avg"}),
+        path=V2,
+        envelope="oip",
+    ),
+    Bad(
+        "v2-unknown-output",
+        400,
+        "nope",
+        json=infer(V2_INPUT, V2_TARGET, outputs=[{"name": "nope"}]),
+        path=V2,
+        envelope="oip",
+    ),
+    Bad(
+        "v2-unknown-model", 404, "nope", json=infer(), path="/v2/models/nope/infer", envelope="oip"
+    ),
+    Bad("v2-unknown-version", 404, json=infer(), path=V2_VERSIONED, envelope="oip"),
 ]
 
 

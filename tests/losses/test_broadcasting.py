@@ -1,0 +1,94 @@
+"""The broadcasting helpers every loss shares: torch's rule, the field each refusal names, the
+size cap, and gradients summed back as autograd sums them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from service.errors import InvalidInput
+from service.losses.broadcasting import (
+    broadcast_mismatch_warning,
+    broadcast_shape,
+    require_broadcasts_into,
+    sum_to_shape,
+)
+
+Shape = tuple[int, ...]
+
+BROADCASTING: list[tuple[Shape, Shape]] = [
+    ((2, 3), (2, 3)),
+    ((2, 3), (3,)),
+    ((3, 1), (4,)),
+    ((), (5,)),
+    ((2, 1, 3), (4, 1)),
+    ((0,), (1,)),
+]
+NOT_BROADCASTING: list[tuple[Shape, Shape]] = [((2, 3), (2,)), ((3,), (4,)), ((2, 0), (3,))]
+
+
+@pytest.mark.parametrize(("a", "b"), BROADCASTING + NOT_BROADCASTING)
+def test_broadcast_shape_is_torchs(a: Shape, b: Shape) -> None:
+    try:
+        want: Shape | None = tuple((torch.empty(a) + torch.empty(b)).shape)
+    except RuntimeError:
+        want = None
+    if want is None:
+        with pytest.raises(InvalidInput) as info:
+            broadcast_shape(("input", a), ("target", b))
+        assert info.value.field == "target"
+    else:
+        assert broadcast_shape(("input", a), ("target", b)) == want
+
+
+def test_the_first_operand_that_fails_is_named() -> None:
+    with pytest.raises(InvalidInput) as info:
+        broadcast_shape(("a", (3, 1)), ("b", (1, 4)), ("c", (5,)), ("d", (7,)))
+    assert info.value.field == "c"
+    assert "'a' and 'b' of shape (3, 4)" in info.value.detail
+
+
+def test_the_size_cap_names_the_operand_that_exceeds_it() -> None:
+    assert broadcast_shape(("a", (100, 1)), ("b", (100,))) == (100, 100)
+    assert broadcast_shape(("a", (100, 1)), ("b", (50,)), max_elements=5000) == (100, 50)
+    with pytest.raises(InvalidInput) as info:
+        broadcast_shape(("a", (100, 1)), ("b", (100,)), max_elements=5000)
+    assert info.value.field == "b"
+    assert "10000 elements" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("shape", "ok"),
+    [((2, 3), True), ((3,), True), ((2, 1), True), ((), True), ((1, 2, 3), False), ((2,), False)],
+)
+def test_broadcasting_into_the_input_may_not_enlarge_it(shape: Shape, ok: bool) -> None:
+    if ok:
+        require_broadcasts_into("weight", shape, (2, 3), "why")
+    else:
+        with pytest.raises(InvalidInput) as info:
+            require_broadcasts_into("weight", shape, (2, 3), "why")
+        assert info.value.field == "weight"
+
+
+@pytest.mark.parametrize(("a", "b"), BROADCASTING)
+def test_sum_to_shape_is_autograds(a: Shape, b: Shape) -> None:
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal(a), requires_grad=True)
+    y = torch.tensor(rng.standard_normal(b), requires_grad=True)
+    out = x * y
+    g = rng.standard_normal(tuple(out.shape))
+    gx, gy = torch.autograd.grad(out, [x, y], torch.tensor(g))
+    y_b = np.broadcast_to(y.detach().numpy(), out.shape)
+    x_b = np.broadcast_to(x.detach().numpy(), out.shape)
+    np.testing.assert_allclose(sum_to_shape(g * y_b, a), gx.numpy())
+    np.testing.assert_allclose(sum_to_shape(g * x_b, b), gy.numpy())
+
+
+def test_the_mismatch_warning_tells_an_outer_broadcast_apart() -> None:
+    rows = broadcast_mismatch_warning((3, 4), (4,))
+    assert rows.data["broadcast_shape"] == [3, 4]
+    assert "outer" not in rows.message
+    outer = broadcast_mismatch_warning((4, 1), (4,))
+    assert outer.data["broadcast_shape"] == [4, 4]
+    assert "outer" in outer.message
