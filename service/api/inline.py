@@ -7,7 +7,8 @@ a second than this service computes losses. So a request whose ``Content-Length`
 ``settings.inline_max_bytes`` is answered by this middleware directly: it reads the body from
 ``receive``, calls the same data plane as the route, and sends the same bytes (or the same
 problem+json) the route would. Such a body holds a few hundred numbers at most, so computing it
-inline blocks the loop for well under a millisecond, less than the hop to a worker thread costs.
+inline blocks the loop for well under a millisecond, less than the hop to a worker thread costs,
+for the losses that declare their cost linear in the elements (``Loss.inline``).
 
 Everything else (larger or chunked bodies, unknown losses, other paths, any request when the
 device is not the CPU) goes on to the app untouched. This middleware must be the innermost one:
@@ -71,7 +72,8 @@ class InlineSmallLosses:
         if not path.startswith(PREFIX):
             return None
         name = path[len(PREFIX) :]
-        if registry.get(name) is None:
+        loss = registry.get(name)
+        if loss is None or not loss.inline:
             return None
         limit = self.state.settings.inline_max_bytes
         for key, value in scope["headers"]:

@@ -204,6 +204,11 @@ class Loss(ABC, Generic[P]):
     tolerances: ClassVar[Mapping[str, Tolerance]] = {}
     nonnegative: ClassVar[bool] = False
     """True when every sample's element-wise losses are >= 0 (a property test checks it)."""
+    inline: ClassVar[bool] = False
+    """True when torch and the reference take time linear in the elements, with no Python loop
+    over them: a body of a few hundred numbers is then provably cheap, and ``service.api.inline``
+    computes it on the event loop. Off by default; a loss with a per-frame or per-row loop (CTC's
+    lattice) must keep it off, or a 4 kB body could hold the loop for tens of milliseconds."""
 
     def tolerance(self, dtype: str) -> Tolerance:
         return self.tolerances.get(dtype, TOLERANCES[dtype])

@@ -81,6 +81,7 @@ class CrossEntropyParams(LossParams):
 @register
 class CrossEntropy(Loss[CrossEntropyParams]):
     name = "cross_entropy"
+    inline = True  # linear in the elements, no Python loop over them
     summary = "Cross-entropy between logits and class indices or class probabilities."
     formula = (
         "loss = Σ_c a_c·(logsumexp(x) - x_c); a = w_y·onehot(y) (indices) or w·t (probabilities)"

@@ -363,6 +363,7 @@ class PointwiseLoss(Loss[P]):
 @register
 class MSELoss(PointwiseLoss[MSELossParams]):
     name = "mse_loss"
+    inline = True  # linear in the elements, no Python loop over them
     summary = "Mean squared error, optionally weighted element-wise."
     formula = "loss = w·(input - target)²; weighted mean = Σ(w·loss)/Σw"
     params_model = MSELossParams
@@ -378,6 +379,7 @@ class MSELoss(PointwiseLoss[MSELossParams]):
 @register
 class L1Loss(PointwiseLoss[L1LossParams]):
     name = "l1_loss"
+    inline = True  # linear in the elements, no Python loop over them
     summary = "Mean absolute error, optionally weighted element-wise."
     formula = "loss = w·|input - target|; weighted mean = Σ(w·loss)/Σw"
     params_model = L1LossParams
@@ -393,6 +395,7 @@ class L1Loss(PointwiseLoss[L1LossParams]):
 @register
 class SmoothL1Loss(PointwiseLoss[SmoothL1LossParams]):
     name = "smooth_l1_loss"
+    inline = True  # linear in the elements, no Python loop over them
     summary = "Squared error below beta, absolute error above it (beta = 0 is l1_loss)."
     formula = "d = input - target; loss = 0.5·d²/β if |d| < β else |d| - 0.5·β"
     params_model = SmoothL1LossParams
@@ -429,6 +432,7 @@ class SmoothL1Loss(PointwiseLoss[SmoothL1LossParams]):
 @register
 class HuberLoss(PointwiseLoss[HuberLossParams]):
     name = "huber_loss"
+    inline = True  # linear in the elements, no Python loop over them
     summary = "Squared error below delta, delta-scaled absolute error above it."
     formula = "d = input - target; loss = w·(0.5·d² if |d| < δ else δ·(|d| - 0.5·δ))"
     params_model = HuberLossParams

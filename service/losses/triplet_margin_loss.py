@@ -66,6 +66,7 @@ class TripletMarginParams(LossParams):
 @register
 class TripletMarginLoss(Loss[TripletMarginParams]):
     name = "triplet_margin_loss"
+    inline = True  # linear in the elements, no Python loop over them
     summary = "Anchor closer to its positive than to its negative by a margin, in the p-norm."
     formula = "loss = max(0, margin + d(a, p) - d(a, n)); d(u, v) = ‖u - v + eps‖_p"
     params_model = TripletMarginParams

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from service import losses
+from service.api.inline import InlineSmallLosses
 from service.app import create_app
 from service.losses import registry
 from service.losses.base import Loss
@@ -83,3 +84,28 @@ async def test_unknown_loss_still_404(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/losses/no_such_loss", content=b"{}")
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("loss", list(registry.all_losses()), ids=lambda loss: loss.name)
+def test_only_losses_declared_linear_are_computed_inline(app: FastAPI, loss: Loss[Any]) -> None:
+    """A loss with a Python loop over its elements (CTC's lattice) is never computed on the
+    event loop, however small its body."""
+    middleware = InlineSmallLosses(app, app.state.service)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/v1/losses/{loss.name}",
+        "headers": [(b"content-length", b"100")],
+    }
+    assert (middleware._small_loss_request(scope) == loss.name) is loss.inline
+    assert (
+        middleware._small_loss_request(scope | {"headers": [(b"content-length", b"5000")]}) is None
+    )
+    assert middleware._small_loss_request(scope | {"method": "GET"}) is None
+    assert middleware._small_loss_request(scope | {"headers": []}) is None  # chunked
+
+
+def test_ctc_is_not_inline() -> None:
+    ctc = registry.get("ctc_loss")
+    assert ctc is not None
+    assert not ctc.inline
