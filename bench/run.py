@@ -334,15 +334,23 @@ def large_binary_body(
     return header + x + y, headers
 
 
-def timed(fn: Callable[[], object], rounds: int) -> float:
-    """Median wall time of ``fn`` over ``rounds`` calls, after one warm-up call."""
+def timed_pair(
+    fn: Callable[[], object], floor: Callable[[], object] | None, rounds: int
+) -> tuple[float, float]:
+    """Median wall times of ``fn`` and of its ``floor``, measured alternately, so that a burst
+    of load from elsewhere on a shared machine lands on both rather than on one of them."""
     fn()
-    times = []
+    if floor is not None:
+        floor()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for f, out in ((fn, times[0]), (floor, times[1])):
+            if f is None:
+                continue
+            start = time.perf_counter()
+            f()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1]) if times[1] else 0.0
 
 
 def parse_floor(raw: bytes) -> Callable[[], object]:
@@ -479,8 +487,7 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
             post_json()
         with peak_rss_growth(ours.pid) as second:
             post_json()
-        e2e = timed(post_json, args.large_rounds)
-        floor = timed(parse_floor(raw), max(3, args.large_rounds // 2))
+        e2e, floor = timed_pair(post_json, parse_floor(raw), args.large_rounds)
         mb = len(raw) / 1e6
         figures.append(
             Figure(
@@ -522,8 +529,9 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
                 if code != 200:
                     raise RuntimeError(f"large binary: {code} {body[:300]!r}")
 
-            e2e_binary = timed(post_binary, args.large_rounds)
-            floor_binary = timed(compute_floor(logits, target), args.large_rounds)
+            e2e_binary, floor_binary = timed_pair(
+                post_binary, compute_floor(logits, target), args.large_rounds
+            )
             figures.append(
                 Figure(
                     "large binary",
@@ -637,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", default="small,large", help="comma-separated: small, large")
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating small-case rounds")
-    parser.add_argument("--large-rounds", type=int, default=7, help="timed large requests")
+    parser.add_argument("--large-rounds", type=int, default=9, help="timed large requests")
     parser.add_argument("--no-obvious-memory", action="store_true", help="skip that comparison")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)

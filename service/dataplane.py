@@ -217,7 +217,10 @@ class Dataplane:
         correctly rounded conversion) is a few microseconds cheaper than torch's ``.to``."""
         np_dtype = _NUMPY_TWINS.get(dtype)
         if self.device.type == "cpu" and np_dtype is not None:
-            return torch.from_numpy(arr if arr.dtype == np_dtype else arr.astype(np_dtype))
+            if arr.dtype == np_dtype:
+                return torch.from_numpy(arr)
+            with np.errstate(over="ignore"):  # beyond float32's range is ±inf, as in torch
+                return torch.from_numpy(arr.astype(np_dtype))
         return torch.from_numpy(arr).to(self.device, dtype)
 
     def _warnings(
@@ -232,11 +235,7 @@ class Dataplane:
                     "inputs were rounded to it and the loss may differ noticeably from float32.",
                 )
             )
-        overflowed = [
-            name
-            for name in sorted(prep.floating)
-            if prep.arrays[name].size and not np.isfinite(prep.arrays[name]).all()
-        ]
+        overflowed = [name for name in sorted(prep.floating) if not prep.finite(name)]
         if overflowed:
             limit = float(
                 np.finfo(np.float32).max if dtype != "float16" else np.finfo(np.float16).max

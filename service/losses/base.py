@@ -128,6 +128,17 @@ class Prepared:
             self.arrays[name] = round_to_dtype(self.arrays[name], dtype)
         return self.arrays[name]
 
+    def finite(self, name: str) -> bool:
+        """Whether ``array(name)`` holds finite numbers only, without rounding a deferred array:
+        rounding is monotonic, so its two extremes, rounded, tell."""
+        arr = self.arrays[name]
+        dtype = self.deferred.get(name)
+        if not arr.size:
+            return True
+        if dtype is None:
+            return bool(np.isfinite(arr).all())
+        return bool(np.isfinite(round_to_dtype(np.array([arr.min(), arr.max()]), dtype)).all())
+
 
 #: Dtypes whose rounding torch's conversion from float64 reproduces exactly (one correctly
 #: rounded step). float16 and bfloat16 may round twice in torch (through float32), so arrays
