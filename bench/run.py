@@ -545,6 +545,7 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
                     e2e_binary / floor_binary <= 1.5,
                 )
             )
+            figures.append(transport_figure(binary, binary_headers, e2e_binary, floor_binary))
         conn.close()
     if any(f.case == "large binary" and f.unit for f in figures):
         figures.append(binary_memory(logits, target))
@@ -568,6 +569,42 @@ def large_cases(args: argparse.Namespace) -> list[Figure]:
             figure.what = "for comparison, the obvious service: " + figure.what
             figures.append(figure)
     return figures
+
+
+def sink_cmd(port: int) -> list[str]:
+    return [sys.executable, str(ROOT / "bench" / "sink_service.py"), "--port", str(port)]
+
+
+def transport_figure(
+    body: bytes, headers: dict[str, str], e2e: float, compute_floor_s: float
+) -> Figure:
+    """The same body sent to an app that only reads it: what loopback and uvicorn cost before
+    any decoding or computing. The service's own overhead is what remains of its time after
+    this and the in-process computation."""
+    port = free_port()
+    with serve("sink", sink_cmd(port), port, "/"):
+        conn = http.client.HTTPConnection(HOST, port, timeout=120)
+
+        def post() -> None:
+            code, data, _ = request(port, "POST", "/", body, headers, conn)
+            if code != 200:
+                raise RuntimeError(f"sink: {code} {data[:200]!r}")
+
+        transport, _ = timed_pair(post, None, 15)
+        conn.close()
+    overhead = e2e - transport - compute_floor_s
+    return Figure(
+        "large binary",
+        "transport only: the same body to a bare uvicorn app that just reads it",
+        transport * 1e3,
+        "ms",
+        compute_floor_s * 1e3,
+        "in-process torch + reference",
+        transport / compute_floor_s,
+        "",
+        None,
+        note=f"the service's time beyond transport and computation: {overhead * 1e3:.1f} ms",
+    )
 
 
 def binary_memory(logits: npt.NDArray[np.float32], target: npt.NDArray[np.int64]) -> Figure:
