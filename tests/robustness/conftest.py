@@ -24,6 +24,7 @@ SMALL_LIMITS: dict[str, Any] = {
     "max_rank": 4,
     "max_dim": 512,
     "max_elements": 4096,
+    "max_batch_items": 8,
 }
 
 ARTICLE = {"input": ARTICLE_INPUT, "target": ARTICLE_TARGET}

@@ -41,6 +41,7 @@ def ce(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not _ABSENT}
 
 
+BATCH = "/v1/losses:batch"
 V2 = "/v2/models/cross_entropy/infer"
 V2_VERSIONED = "/v2/models/cross_entropy/versions/9/infer"
 V2_INPUT: dict[str, Any] = {
@@ -258,6 +259,20 @@ CATALOGUE: list[Bad] = [
         "v2-unknown-model", 404, "nope", json=infer(), path="/v2/models/nope/infer", envelope="oip"
     ),
     Bad("v2-unknown-version", 404, json=infer(), path=V2_VERSIONED, envelope="oip"),
+    # -- the batch envelope (an item's own errors are answered inside a 200) ------------------
+    Bad("batch-not-json", 400, content=b'{"items": [', path=BATCH),
+    Bad("batch-body-is-array", 422, "", json=[], path=BATCH),
+    Bad("batch-items-missing", 422, "items", json={}, path=BATCH),
+    Bad("batch-items-not-a-list", 422, "items", json={"items": 3}, path=BATCH),
+    Bad("batch-unknown-field", 422, "extra", json={"items": [], "extra": 1}, path=BATCH),
+    Bad(
+        "batch-too-many-items",
+        422,
+        "items",
+        json={"items": [{"loss": "cross_entropy", "args": OK}] * 9},
+        path=BATCH,
+    ),
+    Bad("batch-get", 405, method="GET", path=BATCH),
 ]
 
 
