@@ -1,6 +1,7 @@
 """Starlette's TestClient (an httpx client that runs the lifespan) drives the app too."""
 
 from fastapi.testclient import TestClient
+
 from service.app import create_app
 from tests.conftest import cpu_settings
 
