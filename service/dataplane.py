@@ -9,9 +9,7 @@ the per-dtype tolerance, and gathers warnings. Each step happens once.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,6 +20,9 @@ from pydantic import ValidationError
 
 from service import fastjson, losses
 from service.arrays import ArrayLimitError, ArrayLimits, check_json_depth
+from service.comparison import Comparison as Comparison
+from service.comparison import compare as compare
+from service.comparison import comparison_dict as comparison_dict
 from service.device import is_device_fault, release_memory
 from service.dtypes import LOW_PRECISION, TORCH_DTYPES
 from service.errors import (
@@ -32,11 +33,15 @@ from service.errors import (
     MalformedBody,
     NotFound,
 )
-from service.losses import registry
-from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, Tolerance
+from service.losses import cross_entropy_small, registry
+from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference
 from service.settings import Settings
 
 log = logging.getLogger("service.dataplane")
+
+SmallPath = Callable[..., dict[str, Any] | None]
+"""A loss's plain-Python path for small bodies (``service.losses.cross_entropy_small``): the
+general path's response for the bodies it accepts, ``None`` for the others."""
 
 GRAD = "grad"
 
@@ -48,13 +53,6 @@ _NUMPY_TWINS: dict[torch.dtype, np.dtype[Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class Comparison:
-    max_abs_diff: float
-    max_rel_diff: float
-    agrees: bool
-
-
 class Dataplane:
     """Computes losses for one device and one set of settings."""
 
@@ -63,6 +61,12 @@ class Dataplane:
         self.settings = settings
         self.device = device
         self.limits = limits_of(settings)
+        self._device_name = str(device)
+        # Plain-Python paths for small bodies of the common losses, same bytes as the general
+        # path (on the CPU only: elsewhere the tensors must go to the device the general way).
+        self.small_paths: dict[str, SmallPath] = (
+            {"cross_entropy": cross_entropy_small.compute} if device.type == "cpu" else {}
+        )
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -113,6 +117,18 @@ class Dataplane:
         return params
 
     def compute(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> dict[str, Any]:
+        small = self.small_paths.get(loss.name)
+        if small is not None:
+            answer = small(
+                loss,
+                body,
+                default_dtype=self.settings.dtype,
+                default_reference=self.settings.reference,
+                device=self._device_name,
+                limits=self.limits,
+            )
+            if answer is not None:
+                return answer
         params = self.validate(loss, body, may_hold_bools=may_hold_bools)
         dtype = params.dtype or self.settings.dtype
         want_reference = self.settings.reference if params.reference is None else params.reference
@@ -125,7 +141,7 @@ class Dataplane:
             "value": value,
             "reduction": getattr(params, "reduction", None),
             "dtype": dtype,
-            "device": str(self.device),
+            "device": self._device_name,
             "shape": list(value.shape),
             **prep.facts,
             "denominator": None,
@@ -291,46 +307,6 @@ def to_numpy(t: torch.Tensor) -> npt.NDArray[Any]:
     if t.dtype == torch.bfloat16:
         t = t.float()
     return t.cpu().numpy()
-
-
-def compare(
-    got: npt.NDArray[Any], want: npt.NDArray[np.float64], tol: Tolerance, scale: float
-) -> Comparison:
-    """Element-wise agreement; NaN and infinities agree only with themselves."""
-    a = np.asarray(got, dtype=np.float64)
-    b = np.asarray(want, dtype=np.float64)
-    if a.shape != b.shape:
-        return Comparison(float("inf"), float("inf"), False)
-    if a.ndim == 0:
-        return _compare_scalar(float(a), float(b), tol, scale)
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
-    finite = np.isfinite(a) & np.isfinite(b)
-    if not np.all(same | finite):
-        return Comparison(float("inf"), float("inf"), False)
-    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
-        diff = np.where(same, 0.0, np.abs(a - b))
-    if diff.size == 0:
-        return Comparison(0.0, 0.0, True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(diff == 0, 0.0, diff / np.abs(b))
-    ok = bool(np.all(diff <= tol.atol * scale + tol.rtol * np.abs(np.where(finite, b, 0.0))))
-    return Comparison(float(diff.max()), float(rel.max()), ok)
-
-
-def _compare_scalar(a: float, b: float, tol: Tolerance, scale: float) -> Comparison:
-    """``compare`` for one number (every reduced loss), in plain floats: same rules, no arrays."""
-    same = a == b or (math.isnan(a) and math.isnan(b))
-    finite = math.isfinite(a) and math.isfinite(b)
-    if not (same or finite):
-        return Comparison(float("inf"), float("inf"), False)
-    diff = 0.0 if same else abs(a - b)
-    rel = 0.0 if diff == 0 else (diff / abs(b) if b else float("inf"))
-    ok = diff <= tol.atol * scale + tol.rtol * abs(b if finite else 0.0)
-    return Comparison(diff, rel, ok)
-
-
-def comparison_dict(c: Comparison) -> dict[str, Any]:
-    return {"max_abs_diff": c.max_abs_diff, "max_rel_diff": c.max_rel_diff, "agrees": c.agrees}
 
 
 def warning_dict(w: LossWarning) -> dict[str, Any]:
