@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,8 @@ from service.losses.base import Loss, LossParams, LossWarning, Prepared, Referen
 from service.settings import Settings
 
 log = logging.getLogger("service.dataplane")
+
+T = TypeVar("T")
 
 SmallPath = Callable[..., dict[str, Any] | None]
 """A loss's plain-Python path for small bodies (``service.losses.cross_entropy_small``): the
@@ -126,6 +128,7 @@ class Dataplane:
                 default_reference=self.settings.reference,
                 device=self._device_name,
                 limits=self.limits,
+                guard=self.guarded_torch,
             )
             if answer is not None:
                 return answer
@@ -187,28 +190,41 @@ class Dataplane:
     def _run_torch(
         self, loss: Loss[Any], params: LossParams, prep: Prepared, dtype: str, want_grad: bool
     ) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
+        return self.guarded_torch(
+            loss, dtype, lambda: self._torch(loss, params, prep, dtype, want_grad)
+        )
+
+    def _torch(
+        self, loss: Loss[Any], params: LossParams, prep: Prepared, dtype: str, want_grad: bool
+    ) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
         torch_dtype = TORCH_DTYPES[dtype]
+        tensors: dict[str, torch.Tensor] = {}
+        for name, arr in prep.arrays.items():
+            t = self._tensor(arr, torch_dtype if name in prep.floating else torch.int64)
+            if want_grad and name in prep.floating and name in loss.differentiable:
+                t.requires_grad_(True)
+            tensors[name] = t
+        if want_grad:
+            out = loss.torch_loss(params, tensors)
+            leaves = {k: t for k, t in tensors.items() if t.requires_grad}
+            grads: dict[str, npt.NDArray[Any]] = {}
+            if leaves and out.requires_grad:
+                got = torch.autograd.grad(out.sum(), list(leaves.values()), allow_unused=True)
+                grads = {
+                    k: to_numpy(g) if g is not None else np.zeros(leaves[k].shape)
+                    for k, g in zip(leaves, got, strict=True)
+                }
+            return to_numpy(out.detach()), grads
+        with torch.inference_mode():
+            out = loss.torch_loss(params, tensors)
+            return to_numpy(out), {}
+
+    def guarded_torch(self, loss: Loss[Any], dtype: str, fn: Callable[[], T]) -> T:
+        """``fn()``, a torch computation, with its failures sorted: the device's (out of memory,
+        CUDA errors: ``DeviceError``, 503) from the input's (``InvalidInput``, 422). The
+        small-request paths run their torch call through this too."""
         try:
-            tensors: dict[str, torch.Tensor] = {}
-            for name, arr in prep.arrays.items():
-                t = self._tensor(arr, torch_dtype if name in prep.floating else torch.int64)
-                if want_grad and name in prep.floating and name in loss.differentiable:
-                    t.requires_grad_(True)
-                tensors[name] = t
-            if want_grad:
-                out = loss.torch_loss(params, tensors)
-                leaves = {k: t for k, t in tensors.items() if t.requires_grad}
-                grads: dict[str, npt.NDArray[Any]] = {}
-                if leaves and out.requires_grad:
-                    got = torch.autograd.grad(out.sum(), list(leaves.values()), allow_unused=True)
-                    grads = {
-                        k: to_numpy(g) if g is not None else np.zeros(leaves[k].shape)
-                        for k, g in zip(leaves, got, strict=True)
-                    }
-                return to_numpy(out.detach()), grads
-            with torch.inference_mode():
-                out = loss.torch_loss(params, tensors)
-                return to_numpy(out), {}
+            return fn()
         except torch.OutOfMemoryError as exc:
             release_memory(self.device)
             raise DeviceError(f"the device ran out of memory computing {loss.name}") from exc

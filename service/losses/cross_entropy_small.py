@@ -16,6 +16,7 @@ A test compares the two paths' bytes over many random bodies.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,13 @@ _NP_DTYPES = {"float32": np.float32, "float64": np.float64}
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _EXACT_INT = 2**53
 _INDEX_RANGE = 2**31
+
+
+Guard = Callable[[Loss[Any], str, Callable[[], np.ndarray[Any, Any]]], np.ndarray[Any, Any]]
+
+
+def _unguarded(loss: Loss[Any], dtype: str, fn: Callable[[], np.ndarray[Any, Any]]) -> Any:
+    return fn()
 
 
 def _numbers(values: Any, n: int) -> list[float] | None:
@@ -92,7 +100,8 @@ def _matrix(values: Any, n: int | None, c: int | None) -> tuple[list[list[float]
 def _rounded(rows: list[list[float]], np_dtype: Any) -> tuple[np.ndarray[Any, Any], list[float]]:
     """The rows as a tensor-ready array of the compute dtype, and its values as floats: the
     numbers the general path's ``round_to_dtype`` holds (one correctly rounded cast)."""
-    arr = np.array(rows, dtype=np_dtype)
+    values = [v for row in rows for v in row]
+    arr = np.array(values, dtype=np_dtype).reshape(len(rows), len(rows[0]))
     flat: list[float] = arr.ravel().tolist()
     return arr, flat
 
@@ -101,7 +110,7 @@ def _fits(rows: list[list[float]], dtype: str) -> bool:
     """Whether every value stays finite in ``dtype`` (else the general path warns of it)."""
     if dtype == "float64":
         return True
-    return all(-_FLOAT32_MAX <= v <= _FLOAT32_MAX for row in rows for v in row)
+    return all(min(row) >= -_FLOAT32_MAX and max(row) <= _FLOAT32_MAX for row in rows)
 
 
 def compute(
@@ -112,9 +121,11 @@ def compute(
     default_reference: bool,
     device: str,
     limits: ArrayLimits,
+    guard: Guard = _unguarded,
 ) -> dict[str, Any] | None:
     """The response of ``POST /v1/losses/cross_entropy`` for ``body``, or ``None`` when the
-    body is not one this path handles."""
+    body is not one this path handles. ``guard`` runs the torch call (the data plane's
+    ``guarded_torch``, which sorts torch's failures into device and input errors)."""
     if type(body) is not dict or not KEYS.issuperset(body):
         return None
     dtype = body.get("dtype")
@@ -126,7 +137,8 @@ def compute(
     eps = body.get("label_smoothing", 0.0)
     ignore_index = body.get("ignore_index", -100)
     if (
-        dtype not in _NP_DTYPES
+        type(dtype) is not str
+        or dtype not in _NP_DTYPES
         or (reference is not None and type(reference) is not bool)
         or include != []
         or type(include) is not list
@@ -197,16 +209,21 @@ def compute(
         w_y = [(wr[v] if wr else 1.0) if k else 0.0 for v, k in zip(y, kept, strict=True)]
         if not np_sum(w_y):
             return None  # a mean over no weight: the general path's NaN
-    with torch.inference_mode():
-        out = torch.nn.functional.cross_entropy(
-            tensors["input"],
-            tensors["target"],
-            weight=tensors.get("weight"),
-            ignore_index=ignore_index,
-            reduction=reduction,
-            label_smoothing=eps,
-        )
-        value = out.detach().cpu().numpy()
+
+    def run_torch() -> np.ndarray[Any, Any]:
+        with torch.inference_mode():
+            out = torch.nn.functional.cross_entropy(
+                tensors["input"],
+                tensors["target"],
+                weight=tensors.get("weight"),
+                ignore_index=ignore_index,
+                reduction=reduction,
+                label_smoothing=eps,
+            )
+            result: np.ndarray[Any, Any] = out.detach().cpu().numpy()
+            return result
+
+    value = guard(loss, dtype, run_torch)
 
     response: dict[str, Any] = {
         "name": loss.name,
