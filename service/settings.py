@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     malloc_arenas: int = Field(default=2, ge=0)
     """glibc malloc arenas shared by all threads (0: glibc's default); see service.memory."""
 
+    malloc_trim_delay: float = 1.0
+    """Seconds the service must be idle after a request with a body of 1 MiB or more before
+    freed memory goes back to the system (glibc ``malloc_trim``); negative: never."""
+
     inline_max_bytes: int = Field(default=4096, ge=0)
     """Loss bodies up to this many bytes are computed on the event loop, before routing; 0: none."""
 
