@@ -1,0 +1,76 @@
+"""Every core: the article's 3x3 body under ``wrk -t1 -c8`` against the service with two
+worker processes (``LOSS_SERVICE_WORKERS=2``) and against one, in alternating rounds, wrk on the
+same cores. The figure is the median ratio of requests per second (target >= 1.3x on a 2-core
+machine); the worker count ``auto`` would choose here is shown beside it."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from bench import servers
+from bench.bodies import small_body
+from bench.cases.base import Case, Context
+from bench.load import load
+from bench.report import Figure
+from service.workers import available_cpus
+
+PATH = "/v1/losses/cross_entropy"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers", type=int, default=2, help="workers: the worker count compared with one"
+    )
+
+
+def run(ctx: Context) -> list[Figure]:
+    args = ctx.args
+    body = small_body()
+    many = args.workers
+    with (
+        servers.service() as one,
+        servers.service({"LOSS_SERVICE_WORKERS": str(many)}) as several,
+    ):
+        for server in (one, several):  # every worker warm before the first round
+            for _ in range(50):
+                if servers.request(server.port, "POST", PATH, body)[0] != 200:
+                    raise RuntimeError(f"{server.name}: the small request failed")
+        ratios, rows = [], []
+        tool = ""
+        for _ in range(args.rounds):
+            measured = {}
+            for label, server in (("one", one), ("several", several)):
+                result = load(server.url(PATH), body, args.seconds, 8, ctx.workdir)
+                if result.errors:
+                    raise RuntimeError(f"{label} worker(s): {result.errors} failed requests")
+                measured[label] = result.rps
+                tool = result.tool
+            ratios.append(measured["several"] / measured["one"])
+            rows.append((measured["one"], measured["several"]))
+    ratio = statistics.median(ratios)
+    return [
+        Figure(
+            "workers",
+            f"3x3 cross_entropy, {many} workers, {tool} -t1 -c8",
+            statistics.median(r[1] for r in rows),
+            "req/s",
+            statistics.median(r[0] for r in rows),
+            "the same service, one worker",
+            ratio,
+            ">= 1.3x",
+            ratio >= 1.3,
+            note="per round: "
+            + ", ".join(f"{r:.2f}x" for r in ratios)
+            + f"; workers=auto here: {available_cpus()}",
+        )
+    ]
+
+
+CASE = Case(
+    "workers",
+    "small requests with several worker processes against one",
+    run,
+    add_arguments,
+    needs_wrk=True,
+)
