@@ -1,7 +1,10 @@
 """Every core: the article's 3x3 body under ``wrk -t1 -c8`` against the service with two
 worker processes (``LOSS_SERVICE_WORKERS=2``) and against one, in alternating rounds, wrk on the
 same cores. The figure is the median ratio of requests per second (target >= 1.3x on a 2-core
-machine); the worker count ``auto`` would choose here is shown beside it."""
+machine); the worker count ``auto`` would choose here is shown beside it, and how the load
+fell on the workers: the busiest worker's share of their CPU time in each round (1/N is an even
+split; 1.0 means one worker held every connection, which happens when the first worker to wake
+accepts all of wrk's keep-alive connections from the socket they share)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from bench import servers
 from bench.bodies import small_body
 from bench.cases.base import Case, Context
 from bench.load import load
+from bench.proc import cpu_seconds, worker_pids
 from bench.report import Figure
 from service.workers import available_cpus
 
@@ -36,12 +40,17 @@ def run(ctx: Context) -> list[Figure]:
             for _ in range(50):
                 if servers.request(server.port, "POST", PATH, body)[0] != 200:
                     raise RuntimeError(f"{server.name}: the small request failed")
-        ratios, rows = [], []
+        ratios, rows, shares = [], [], []
         tool = ""
+        pids = worker_pids(several.pid)
         for _ in range(args.rounds):
             measured = {}
             for label, server in (("one", one), ("several", several)):
+                cpu0 = [cpu_seconds(pid) for pid in pids]
                 result = load(server.url(PATH), body, args.seconds, 8, ctx.workdir)
+                if label == "several":
+                    spent = [cpu_seconds(pid) - c for pid, c in zip(pids, cpu0, strict=True)]
+                    shares.append(max(spent) / max(sum(spent), 1e-9))
                 if result.errors:
                     raise RuntimeError(f"{label} worker(s): {result.errors} failed requests")
                 measured[label] = result.rps
@@ -62,6 +71,8 @@ def run(ctx: Context) -> list[Figure]:
             ratio >= 1.3,
             note="per round: "
             + ", ".join(f"{r:.2f}x" for r in ratios)
+            + "; busiest worker's CPU share: "
+            + ", ".join(f"{s:.2f}" for s in shares)
             + f"; workers=auto here: {available_cpus()}",
         )
     ]
