@@ -86,3 +86,10 @@ def v2_json_body(example: dict[str, Any], tensor_inputs: tuple[str, ...]) -> byt
         )
     parameters = {k: v for k, v in example.items() if k not in tensor_inputs}
     return orjson.dumps({"inputs": inputs, "parameters": parameters})
+
+
+def burst_json_body(rows: int = 256, classes: int = 4000) -> bytes:
+    """One request of the burst case: float32 logits as JSON, reference on (the default)."""
+    logits, target = large_arrays(rows, classes)
+    body = {"input": logits, "target": target}
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -99,8 +99,8 @@ class SmallFront:
     would compute, on a service without CORS, this does in one step what the stack would do
     around it: the request id (echoed or made, ``RequestIds``), the API key (a request without
     a valid one goes to the stack, which refuses it), the admission count (a full service: to
-    the stack, which refuses it), the body-time limit (408) and the answer to a cancelled
-    request (503), then the same bytes or problem as the route. A request it does not take,
+    the stack, which refuses it) with the memory trim's idle signal, the body-time limit (408)
+    and the answer to a cancelled request (503), then the same bytes or problem as the route. A request it does not take,
     and any unexpected error, goes through the stack untouched (the error with its body
     replayed, so it is answered as the stack answers it)."""
 
@@ -120,6 +120,7 @@ class SmallFront:
         self.max_bytes = settings.max_body_bytes
         self.timeout = settings.body_timeout
         self.retry_after = settings.retry_after
+        self.trim = state.trim if state.trim.enabled else None
 
     def takes(self, scope: Scope) -> str | None:
         """The loss's name when this request is one the front answers."""
@@ -157,6 +158,9 @@ class SmallFront:
             await self._answer(name, scope, receive, send, stack)
         finally:
             admission.leave()
+            # as the admission gate does: the idle trim hears when the last request leaves
+            if self.trim is not None and not admission.admitted:
+                self.trim.idle()
 
     async def _answer(
         self, name: str, scope: Scope, receive: Receive, send: Send, stack: ASGIApp
