@@ -100,8 +100,8 @@ class SmallFront:
     around it: the request id (echoed or made, ``RequestIds``), the API key (a request without
     a valid one goes to the stack, which refuses it), the admission count (a full service: to
     the stack, which refuses it) with the memory trim's idle signal, the body-time limit (408)
-    and the answer to a cancelled request (503), then the same bytes or problem as the route. A request it does not take,
-    and any unexpected error, goes through the stack untouched (the error with its body
+    and the answer to a cancelled request (503), then the same bytes or problem as the route.
+    A request it does not take, and any unexpected error, goes through the stack untouched (the error with its body
     replayed, so it is answered as the stack answers it)."""
 
     def __init__(
