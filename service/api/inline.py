@@ -101,8 +101,8 @@ class SmallFront:
     a valid one goes to the stack, which refuses it), the admission count (a full service: to
     the stack, which refuses it) with the memory trim's idle signal, the body-time limit (408)
     and the answer to a cancelled request (503), then the same bytes or problem as the route.
-    A request it does not take, and any unexpected error, goes through the stack untouched (the error with its body
-    replayed, so it is answered as the stack answers it)."""
+    A request it does not take, and any unexpected error, goes through the stack untouched
+    (the error with its body replayed, so it is answered as the stack answers it)."""
 
     def __init__(
         self, state: ServiceState, ids: RequestIds, keys: ApiKeys | None, enabled: bool
