@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
 from tests.browser.conftest import PageLog
+from tests.server import live_server
 
 #: Where the screenshot goes when LOSS_SERVICE_SCREENSHOT is unset: the test's tmp path.
 SCREENSHOT = "explain.png"
@@ -60,3 +61,21 @@ def test_binary_cross_entropy(page: Page, base_url: str, page_log: PageLog) -> N
     assert re.fullmatch(r"\d+\.\d{4}", value)
     assert page_log.console_errors == []
     assert page_log.offsite == []
+
+
+def test_asks_for_an_api_key_when_the_service_answers_401(page: Page) -> None:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    with live_server(env={"LOSS_SERVICE_API_KEYS": "sesame"}) as server:
+        page.goto(f"{server.url}/explain")
+        expect(page.locator("#key-form")).to_be_visible()
+        expect(page.locator("#problem")).to_contain_text("API key")
+        page.locator("#api-key").fill("sesame")
+        page.get_by_role("button", name="Use key").click()
+        expect(page.locator("#key-form")).to_be_hidden()
+        expect(page.locator("#torch-value")).to_have_text(re.compile(r"\d+\.\d{4}"))
+        expect(page.locator("#curl")).to_contain_text("Authorization: Bearer $LOSS_SERVICE_API_KEY")
+        assert "sesame" not in (page.locator("#curl").text_content() or "")
+    # Chromium reports each refused fetch as "Failed to load resource ... 401": those only.
+    assert all("401" in e for e in errors), errors
