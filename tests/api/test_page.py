@@ -4,7 +4,7 @@ static files, open when API keys are required, and shipped as package data."""
 from __future__ import annotations
 
 import fnmatch
-import tomllib
+import re
 from pathlib import Path
 
 import httpx
@@ -74,8 +74,11 @@ async def test_static_files(client: httpx.AsyncClient, name: str) -> None:
 
 def test_every_static_file_is_package_data() -> None:
     """The wheel (and so the Docker image) carries every file the page needs."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["service"]
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
+    found = re.search(r"^service = \[(.*)\]$", section, re.M)
+    assert found, "pyproject.toml declares no package data for service"
+    patterns = [p.strip().strip('"') for p in found.group(1).split(",")]
     package = ROOT / "service"
     files = [p for p in STATIC_DIR.rglob("*") if p.is_file()]
     assert files
