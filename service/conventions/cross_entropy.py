@@ -177,9 +177,8 @@ def _probability_domain(case: Case, id_: str, library: str, call: str) -> Row | 
 
 
 _PROBABILITY_READING = (
-    "it reads 'input' as probabilities and takes -log input[target]; torch reads logits "
-    "and takes -log softmax(input)[target], so the two differ unless 'input' holds logits "
-    "whose softmax is the input itself"
+    "it reads 'input' as probabilities and takes -log input[target], where torch reads logits "
+    "and takes -log softmax(input)[target]"
 )
 
 
