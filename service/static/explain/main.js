@@ -99,6 +99,9 @@ function redraw() {
   $("grid-title").textContent = state.loss === "cross_entropy"
     ? "Logits (rows × classes) and a target class per row"
     : "Probabilities (rows × columns) and a target per element";
+  const unit = state.loss === "cross_entropy" ? "class" : "column";
+  $("add-col").textContent = `+ ${unit}`;
+  $("remove-col").textContent = `− ${unit}`;
   renderGrid($("grid"), state, edit);
   schedule();
 }
