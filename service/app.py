@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from service import __version__
-from service.api import health, problems, v2
+from service.api import conventions, health, page, problems, v2
 from service.api.inline import InlineSmallLosses, SmallFront
 from service.api.losses import build_router
 from service.api.middleware import (
@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(build_router())
     app.include_router(v2.build_router())
+    app.include_router(conventions.build_router())
+    page.install(app)
     # Innermost, so added first: the middleware installed after it (request ids, API keys,
     # body limit, admission gate) wraps it and sees every request it answers.
     app.add_middleware(InlineSmallLosses, state=state)

@@ -40,6 +40,10 @@ _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 #: Paths open without an API key. Health must stay open for orchestrators' probes.
 HEALTH_PREFIX = "/v2/health/"
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+#: The explainer page and its files (``service.api.page``): open with the docs, since they hold
+#: no data; the page asks for a key when the API it calls answers 401.
+PAGE_PATHS = frozenset({"/", "/explain"})
+PAGE_STATIC_PREFIX = "/explain/static/"
 
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
@@ -143,7 +147,8 @@ class AnswerCancelled:
 
 class ApiKeys:
     """Require one of the configured keys as ``Authorization: Bearer <key>`` or
-    ``X-API-Key: <key>``; health (and the docs, when ``open_docs``) stays open.
+    ``X-API-Key: <key>``; health (and the docs and the explainer page, when ``open_docs``)
+    stays open.
 
     Keys are compared as SHA-256 digests with ``hmac.compare_digest`` against every configured
     key, so neither a key's length nor which key matched shows in the timing."""
@@ -154,7 +159,11 @@ class ApiKeys:
         self.open_docs = open_docs
 
     def is_open(self, path: str) -> bool:
-        return path.startswith(HEALTH_PREFIX) or (self.open_docs and path in DOCS_PATHS)
+        if path.startswith(HEALTH_PREFIX):
+            return True
+        return self.open_docs and (
+            path in DOCS_PATHS or path in PAGE_PATHS or path.startswith(PAGE_STATIC_PREFIX)
+        )
 
     def presented(self, scope: Scope) -> bytes | None:
         auth = header(scope, b"authorization")
