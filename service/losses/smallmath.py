@@ -65,6 +65,10 @@ def np_exp(values: list[float]) -> list[float]:
 
 def np_log(values: list[float]) -> list[float]:
     """``np.log`` of each value (``-inf`` for 0, NaN below), as Python floats."""
+    arr = np.array(values, dtype=np.float64)
+    if values and min(values) > 0:  # the usual case: no warning to silence
+        out: list[float] = np.log(arr).tolist()
+        return out
     with np.errstate(divide="ignore", invalid="ignore"):
-        out: list[float] = np.log(np.array(values, dtype=np.float64)).tolist()
+        out = np.log(arr).tolist()
     return out
