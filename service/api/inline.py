@@ -8,7 +8,10 @@ a second than this service computes losses. So a request whose ``Content-Length`
 ``receive``, calls the same data plane as the route, and sends the same bytes (or the same
 problem+json) the route would. Such a body holds a few hundred numbers at most, so computing it
 inline blocks the loop for well under a millisecond, less than the hop to a worker thread costs,
-for the losses that declare their cost linear in the elements (``Loss.inline``).
+for the losses that declare their cost linear in the elements (``Loss.inline``). A body whose
+``include`` asks for ``precision`` is not: that extra recomputes the loss in every dtype beside
+the reference (``service.precision``), so such a body, however small, goes on to the route and
+its worker pool (``asks_precision``).
 
 Everything else (larger or chunked bodies, unknown losses, other paths, any request when the
 device is not the CPU) goes on to the app untouched. This middleware must be the innermost one:
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,9 +33,41 @@ from service.api.state import ServiceState
 from service.errors import BodyTimeout, PayloadTooLarge, ServiceError, Unavailable
 from service.jsonenc import dumps
 from service.losses import registry
+from service.precision import PRECISION
 
 PREFIX = "/v1/losses/"
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_PRECISION_BYTES = PRECISION.encode()
+
+
+def asks_precision(body: bytes | bytearray) -> bool:
+    """Whether the body's ``include`` lists ``"precision"``: the heavy extra that must not run
+    on the event loop. The bytes are scanned first, so the usual body is never parsed twice;
+    one that names it (or holds a ``\\u`` escape, which could spell it) is parsed to be sure.
+    A body that is not a JSON object with a list ``include`` does not ask: the data plane
+    refuses it, quickly, with the route's own message."""
+    if _PRECISION_BYTES not in body and b"\\u" not in body:
+        return False
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    include = parsed.get("include") if type(parsed) is dict else None
+    return type(include) is list and PRECISION in include
+
+
+def replayed(raw: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the body already read, once, then defers to ``receive``."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return replay
 
 
 class InlineSmallLosses:
@@ -57,6 +93,9 @@ class InlineSmallLosses:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
+        if asks_precision(body):
+            await self.app(scope, replayed(bytes(body), receive), send)
+            return
         try:
             content = self.state.run_inline(
                 lambda: dumps(self.state.dataplane.compute_json(name, body))
@@ -155,16 +194,20 @@ class SmallFront:
             await stack(scope, receive, send)  # whose gate refuses it, or admits it if freed
             return
         try:
-            await self._answer(name, scope, receive, send, stack)
+            declined = await self._answer(name, scope, receive, send, stack)
         finally:
             admission.leave()
             # as the admission gate does: the idle trim hears when the last request leaves
             if self.trim is not None and not admission.admitted:
                 self.trim.idle()
+        if declined is not None:  # to the stack, admitted there (and so counted once)
+            await stack(scope, replayed(declined, receive), send)
 
     async def _answer(
         self, name: str, scope: Scope, receive: Receive, send: Send, stack: ASGIApp
-    ) -> None:
+    ) -> bytes | None:
+        """Answer the request, or return its body (read, but not computed) when it must go to
+        the stack: one that asks for the ``precision`` extra."""
         request_id = self.ids.assign(scope)
 
         async def send_with_id(message: Message) -> None:
@@ -188,14 +231,14 @@ class SmallFront:
             while True:
                 message = await receive()
                 if message["type"] != "http.request":
-                    return  # the client went away; there is no one to answer
+                    return None  # the client went away; there is no one to answer
                 body += message.get("body", b"")
                 if len(body) > self.max_bytes:
                     too_large = PayloadTooLarge(
                         f"the body exceeds the limit of {self.max_bytes} bytes"
                     )
                     await refuse(scope, receive, send_with_id, too_large)
-                    return
+                    return None
                 if not message.get("more_body", False):
                     break
         except asyncio.CancelledError:
@@ -213,30 +256,23 @@ class SmallFront:
                     retry_after=self.retry_after,
                 )
             await refuse(scope, receive, send_with_id, late)
-            return
+            return None
         finally:
             complete = True
             timer.cancel()
         raw = bytes(body)
+        if asks_precision(raw):
+            return raw
         try:
             content = self.state.run_inline(
                 lambda: dumps(self.state.dataplane.compute_json(name, body))
             )
         except ServiceError as exc:
             await error_response(Request(scope), exc)(scope, receive, send_with_id)
-            return
+            return None
         except Exception:  # answered as the stack answers it: the body replayed to it
-            replayed = False
-
-            async def replay() -> Message:
-                nonlocal replayed
-                if replayed:
-                    return await receive()
-                replayed = True
-                return {"type": "http.request", "body": raw, "more_body": False}
-
-            await stack(scope, replay, send)
-            return
+            await stack(scope, replayed(raw, receive), send)
+            return None
         headers = [
             *_JSON_HEADERS,
             (b"content-length", str(len(content)).encode()),
@@ -244,3 +280,4 @@ class SmallFront:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+        return None

@@ -47,7 +47,7 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.broadcasting import broadcast_shape, broadcast_shapes, sum_to_shape
 from service.losses.common import floating, grad_scale, require_rank, scale_of, shape_str
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
@@ -139,7 +139,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
             d_dot = k / denom
             d_sq1 = sum_to_shape(-k * cos / (2 * sq1), sq1.shape)
             d_sq2 = sum_to_shape(-k * cos / (2 * sq2), sq2.shape)
-            pair = np.broadcast_shapes(x1.shape, x2.shape)
+            pair = broadcast_shapes(x1.shape, x2.shape)
             ref.grads = {
                 "input1": sum_to_shape(np.broadcast_to(d_dot[..., None] * x2, pair), x1.shape)
                 + 2 * x1 * d_sq1[..., None],

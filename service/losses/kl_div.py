@@ -18,6 +18,7 @@ at t = 0 torch's ∂ℓ/∂t is NaN (0·log 0 differentiated), and the reference
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ from service.losses.base import (
 from service.losses.broadcasting import (
     BroadcastsWithInput,
     broadcast_shape,
+    broadcast_shapes,
     shapes_broadcast_warning,
     sum_to_shape,
 )
@@ -127,7 +129,7 @@ class KlDiv(Loss[KlDivParams]):
         out: list[LossWarning] = []
         x, t = prep.arrays["input"], prep.arrays["target"]
         if params.reduction == "mean":
-            count = int(np.prod(np.broadcast_shapes(x.shape, t.shape)))
+            count = math.prod(broadcast_shapes(x.shape, t.shape))
             batch = _denominator("batchmean", x, np.empty(0))
             factor = f" (here 'mean' × {count / batch:g})" if batch else ""
             out.append(

@@ -51,6 +51,7 @@ from service.losses.broadcasting import (
     BroadcastsWithInput,
     broadcast_mismatch_warning,
     broadcast_shape,
+    broadcast_shapes,
     sum_to_shape,
 )
 from service.losses.common import (
@@ -228,7 +229,7 @@ class PointwiseLoss(Loss[P]):
     def warnings(self, params: P, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         x_shape, y_shape = params.input.shape, params.target.shape
-        b_shape = tuple(np.broadcast_shapes(x_shape, y_shape))
+        b_shape = broadcast_shapes(x_shape, y_shape)
         if x_shape != y_shape:
             out.append(broadcast_mismatch_warning(x_shape, y_shape))
         w = _weight(params)

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from service import losses
-from service.api.inline import InlineSmallLosses
+from service.api.inline import InlineSmallLosses, asks_precision
 from service.app import create_app
 from service.losses import registry
 from service.losses.base import Loss
@@ -109,3 +109,66 @@ def test_ctc_is_not_inline() -> None:
     ctc = registry.get("ctc_loss")
     assert ctc is not None
     assert not ctc.inline
+
+
+PRECISION_BODY = {"input": [[0.2, 0.3, 0.5], [1.0, 2.0, 3.0]], "target": [2, 0]}
+MSE_BODY = {"input": [1.0, 2.0], "target": [1.5, 2.5]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "asks"),
+    [
+        (orjson.dumps(PRECISION_BODY), False),
+        (orjson.dumps(PRECISION_BODY | {"include": ["precision"]}), True),
+        (orjson.dumps(PRECISION_BODY | {"include": ["grad", "precision"]}), True),
+        (orjson.dumps(PRECISION_BODY | {"include": ["grad"]}), False),
+        (b'{"input": [[1.0, 2.0]], "target": [0], "include": ["\\u0070recision"]}', True),
+        (b'{"input": [[1.0, 2.0]], "target": [0], "include": ["\\u0067rad"]}', False),
+        (b'{"input": [[1.0, 2.0]], "target": [0], "precision": true}', False),
+        (b'{"include": "precision"}', False),  # not a list: the data plane refuses it
+        (b'["precision"]', False),  # not an object: refused as well
+        (b'{"include": ["precision"', False),  # not JSON: the data plane's 400
+    ],
+)
+def test_asks_precision(raw: bytes, asks: bool) -> None:
+    assert asks_precision(raw) is asks
+    assert asks_precision(bytearray(raw)) is asks
+
+
+@pytest.mark.parametrize("front", [True, False], ids=["front", "inline-middleware"])
+async def test_precision_goes_to_the_worker_pool(
+    routed: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, front: bool
+) -> None:
+    """A small body asking for the precision extra (torch in four dtypes beside the reference)
+    is computed by the route in the worker pool, never on the event loop, by the front and by
+    the inline middleware alike (CORS switches the front off, not the middleware); the answer
+    is the route's, byte for byte. A small body without it is still computed inline."""
+    app = create_app(Settings(device="cpu", cors_origins=[] if front else ["https://a.example"]))
+    assert app.front.enabled is front  # type: ignore[attr-defined]
+    state = app.state.service
+    calls: list[str] = []
+    run_inline, run = state.run_inline, state.run
+
+    def spy_inline(fn: Any) -> Any:
+        calls.append("inline")
+        return run_inline(fn)
+
+    async def spy_run(fn: Any) -> Any:
+        calls.append("pool")
+        return await run(fn)
+
+    monkeypatch.setattr(state, "run_inline", spy_inline)
+    monkeypatch.setattr(state, "run", spy_run)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            for include, where in ((["precision"], "pool"), (["grad"], "inline")):
+                for name, body in (("cross_entropy", PRECISION_BODY), ("mse_loss", MSE_BODY)):
+                    raw = orjson.dumps(body | {"include": include})
+                    calls.clear()
+                    got = await c.post(f"/v1/losses/{name}", content=raw)
+                    assert calls == [where], name
+                    want = await routed.post(f"/v1/losses/{name}", content=raw)
+                    assert got.status_code == 200, got.text
+                    assert got.content == want.content
+                    assert ("precision" in got.json()["extras"]) is (where == "pool")

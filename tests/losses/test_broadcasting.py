@@ -3,6 +3,8 @@ size cap, and gradients summed back as autograd sums them."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from service.errors import InvalidInput
 from service.losses.broadcasting import (
     broadcast_mismatch_warning,
     broadcast_shape,
+    broadcast_shapes,
     require_broadcasts_into,
     sum_to_shape,
 )
@@ -40,6 +43,30 @@ def test_broadcast_shape_is_torchs(a: Shape, b: Shape) -> None:
         assert info.value.field == "target"
     else:
         assert broadcast_shape(("input", a), ("target", b)) == want
+
+
+def _all_shapes(rank: int) -> list[Shape]:
+    return [s for r in range(rank + 1) for s in itertools.product((0, 1, 2, 3), repeat=r)]
+
+
+def test_broadcast_shapes_is_numpys_on_every_small_pair() -> None:
+    """The plain-Python rule gives NumPy's shape, or NumPy's ValueError, for every pair of
+    shapes of rank up to 3 and sizes 0 to 3 (and a tuple even when the two are equal)."""
+    shapes = _all_shapes(3)
+    assert len(shapes) == 85
+    for a in shapes:
+        for b in shapes:
+            try:
+                want: Shape | None = tuple(np.broadcast_shapes(a, b))
+            except ValueError:
+                want = None
+            if want is None:
+                with pytest.raises(ValueError, match="broadcast"):
+                    broadcast_shapes(a, b)
+            else:
+                got = broadcast_shapes(a, b)
+                assert type(got) is tuple
+                assert got == want, (a, b)
 
 
 def test_the_first_operand_that_fails_is_named() -> None:
