@@ -170,6 +170,16 @@ request is validated, against the configured element limit, when the broadcast r
 more elements than one tensor may. Shapes that do not broadcast are left to ``prepare``."""
 
 
+def stretched(values: Any, shape: Shape) -> npt.NDArray[Any]:
+    """``np.broadcast_to(values, shape).copy()``: a new C-ordered array of ``shape``. When
+    ``values`` is an array of that shape already (the usual case) it is copied without the
+    broadcast view, which costs more than the copy of a small array. (A NumPy scalar still
+    takes the broadcast, which makes it an array.)"""
+    if type(values) is np.ndarray and values.shape == shape:
+        return values.copy()
+    return np.broadcast_to(values, shape).copy()
+
+
 def sum_to_shape(grad: F64, shape: Shape) -> F64:
     """The gradient of an operand of ``shape`` from ``grad``, the gradient of its broadcast copy:
     summed over the leading dimensions broadcasting added and over those it stretched from 1,

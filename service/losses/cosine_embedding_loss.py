@@ -47,7 +47,7 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.broadcasting import broadcast_shape, broadcast_shapes, sum_to_shape
+from service.losses.broadcasting import broadcast_shape, broadcast_shapes, stretched, sum_to_shape
 from service.losses.common import floating, grad_scale, require_rank, scale_of, shape_str
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
@@ -128,8 +128,8 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
             losses,
             params.reduction,
             breakdown={
-                "cosine": np.broadcast_to(cos, losses.shape).copy(),
-                "contributes": np.broadcast_to(counted, losses.shape).copy(),
+                "cosine": stretched(cos, losses.shape),
+                "contributes": stretched(counted, losses.shape),
             },
         )
         if "grad" in include:

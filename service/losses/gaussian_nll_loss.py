@@ -45,6 +45,7 @@ from service.losses.broadcasting import (
     BroadcastsWithInput,
     broadcast_shape,
     shapes_broadcast_warning,
+    stretched,
     sum_to_shape,
 )
 from service.losses.common import F64, floating, grad_scale, scale_of, shape_str
@@ -127,9 +128,9 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
             losses,
             params.reduction,
             breakdown={
-                "log_var": np.broadcast_to(log_v, shape).copy(),
-                "squared_error_over_var": np.broadcast_to(sq, shape).copy(),
-                "var_clamped": np.broadcast_to(v_eff < params.eps, shape).copy(),
+                "log_var": stretched(log_v, shape),
+                "squared_error_over_var": stretched(sq, shape),
+                "var_clamped": stretched(v_eff < params.eps, shape),
             },
         )
         if "grad" in include:

@@ -36,7 +36,7 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.broadcasting import broadcast_shape, stretched, sum_to_shape
 from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
@@ -94,7 +94,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
             losses,
             params.reduction,
             breakdown={
-                "difference": np.broadcast_to(diff, shape).copy(),
+                "difference": stretched(diff, shape),
                 "margin_term": unclamped,
                 "active": unclamped >= 0,
             },

@@ -40,6 +40,7 @@ from service.losses.broadcasting import (
     BroadcastsWithInput,
     broadcast_shape,
     shapes_broadcast_warning,
+    stretched,
     sum_to_shape,
 )
 from service.losses.common import F64, floating, grad_scale, scale_of
@@ -97,7 +98,7 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
         if params.full:
             stirling = _stirling(t)
             losses = losses + stirling
-            breakdown["stirling_term"] = np.broadcast_to(stirling, losses.shape).copy()
+            breakdown["stirling_term"] = stretched(stirling, losses.shape)
         ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)

@@ -44,7 +44,7 @@ from service.losses.base import (
     Sample,
     Tensor,
 )
-from service.losses.broadcasting import broadcast_shape, sum_to_shape
+from service.losses.broadcasting import broadcast_shape, stretched, sum_to_shape
 from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
@@ -121,7 +121,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         losses: F64 = np.maximum(unclamped, 0.0)
         breakdown["active"] = unclamped >= 0
         shape = losses.shape
-        breakdown = {k: np.broadcast_to(v, shape).copy() for k, v in breakdown.items()}
+        breakdown = {k: stretched(v, shape) for k, v in breakdown.items()}
         ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)

@@ -4,6 +4,7 @@ size cap, and gradients summed back as autograd sums them."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from service.losses.broadcasting import (
     broadcast_shape,
     broadcast_shapes,
     require_broadcasts_into,
+    stretched,
     sum_to_shape,
 )
 
@@ -67,6 +69,27 @@ def test_broadcast_shapes_is_numpys_on_every_small_pair() -> None:
                 got = broadcast_shapes(a, b)
                 assert type(got) is tuple
                 assert got == want, (a, b)
+
+
+@pytest.mark.parametrize(
+    ("values", "shape"),
+    [
+        (np.arange(6.0).reshape(2, 3), (2, 3)),
+        (np.arange(6.0).reshape(2, 3)[:, ::2], (2, 2)),  # not contiguous
+        (np.arange(3.0), (2, 3)),
+        (np.array([True, False]), (2,)),
+        (np.float64(1.5), ()),  # a NumPy scalar becomes a 0-d array, as broadcast_to makes it
+        (np.float64(1.5), (2,)),
+        (np.array(2.0), ()),
+    ],
+)
+def test_stretched_is_a_broadcast_copy(values: Any, shape: Shape) -> None:
+    want = np.broadcast_to(values, shape).copy()
+    got = stretched(values, shape)
+    assert type(got) is np.ndarray
+    assert (got.dtype, got.shape, got.flags.c_contiguous) == (want.dtype, want.shape, True)
+    assert got.tobytes() == want.tobytes()
+    assert not np.shares_memory(got, values)
 
 
 def test_the_first_operand_that_fails_is_named() -> None:
