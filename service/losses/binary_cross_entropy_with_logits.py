@@ -55,6 +55,7 @@ class BinaryCrossEntropyWithLogitsParams(LossParams):
 @register
 class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
     name = "binary_cross_entropy_with_logits"
+    module = "BCEWithLogitsLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Binary cross-entropy between logits and targets, with optional positive weights."
     formula = "loss = w·(p·t·softplus(-x) + (1-t)·softplus(x)), softplus(z) = log(1 + e^z)"

@@ -75,6 +75,7 @@ class CosineEmbeddingParams(LossParams):
 @register
 class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
     name = "cosine_embedding_loss"
+    module = "CosineEmbeddingLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Pulls pairs with y = 1 to cosine 1, pushes pairs with y = -1 below the margin."
     formula = "loss = 1 - cos(x1, x2) if y = 1; max(0, cos(x1, x2) - margin) if y = -1"

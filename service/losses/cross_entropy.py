@@ -81,6 +81,7 @@ class CrossEntropyParams(LossParams):
 @register
 class CrossEntropy(Loss[CrossEntropyParams]):
     name = "cross_entropy"
+    module = "CrossEntropyLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Cross-entropy between logits and class indices or class probabilities."
     formula = (

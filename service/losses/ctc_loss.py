@@ -112,6 +112,7 @@ class _Batch:
 @register
 class CTCLoss(Loss[CTCParams]):
     name = "ctc_loss"
+    module = "CTCLoss"
     summary = "Negative log-likelihood of a label sequence over all its CTC alignments."
     formula = "loss = -log Σ_{alignments π of l} Π_t y_t(π_t)  (forward algorithm in log space)"
     params_model = CTCParams

@@ -69,6 +69,7 @@ class GaussianNllLossParams(LossParams):
 @register
 class GaussianNllLoss(Loss[GaussianNllLossParams]):
     name = "gaussian_nll_loss"
+    module = "GaussianNLLLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Negative log-likelihood of targets under Gaussians of predicted mean and variance."
     formula = "loss = ½·(log max(var, eps) + (input - target)² / max(var, eps)) [+ ½·log 2π]"

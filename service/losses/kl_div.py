@@ -67,6 +67,7 @@ class KlDivParams(LossParams):
 @register
 class KlDiv(Loss[KlDivParams]):
     name = "kl_div"
+    module = "KLDivLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Kullback-Leibler divergence KL(target ‖ exp(input)), input as log-probabilities."
     formula = "loss = t·(log t - x), or e^t·(t - x) with log_target; batchmean = sum / N"

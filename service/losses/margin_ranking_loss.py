@@ -56,6 +56,7 @@ class MarginRankingParams(LossParams):
 @register
 class MarginRankingLoss(Loss[MarginRankingParams]):
     name = "margin_ranking_loss"
+    module = "MarginRankingLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Hinge loss on the ranking of two scores: max(0, -y·(x1 - x2) + margin)."
     formula = "loss = max(0, -y·(x1 - x2) + margin)"

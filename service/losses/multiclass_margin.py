@@ -111,6 +111,7 @@ class MultiMarginLossParams(LossParams):
 @register
 class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
     name = "multi_margin_loss"
+    module = "MultiMarginLoss"
     summary = "Multi-class hinge loss: the right class's score against every other class's."
     formula = "loss_n = (1/C)·Σ_{i≠y} w_y·max(0, margin - x_y + x_i)^p"
     params_model = MultiMarginLossParams
@@ -292,6 +293,7 @@ class MultilabelMarginLossParams(LossParams):
 @register
 class MultilabelMarginLoss(ClassScoresLoss[MultilabelMarginLossParams]):
     name = "multilabel_margin_loss"
+    module = "MultiLabelMarginLoss"
     summary = "Multi-label hinge loss: each label's score against every non-label's."
     formula = "loss_n = (1/C)·Σ_{j∈labels} Σ_{i∉labels} max(0, 1 - (x_{y_j} - x_i))"
     params_model = MultilabelMarginLossParams

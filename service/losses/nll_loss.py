@@ -78,6 +78,7 @@ class NllLossParams(LossParams):
 @register
 class NllLoss(Loss[NllLossParams]):
     name = "nll_loss"
+    module = "NLLLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Negative log-likelihood of class indices, given log-probabilities."
     formula = "loss = -w_y·x_y (0 where y == ignore_index); mean divides by Σ w_y"

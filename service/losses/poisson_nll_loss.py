@@ -66,6 +66,7 @@ class PoissonNllLossParams(LossParams):
 @register
 class PoissonNllLoss(Loss[PoissonNllLossParams]):
     name = "poisson_nll_loss"
+    module = "PoissonNLLLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Negative log-likelihood of counts under a Poisson distribution of rate λ."
     formula = "loss = e^x - k·x (log_input) or x - k·log(x + eps); + Stirling(k) if full"

@@ -96,6 +96,7 @@ class SoftMarginPrepared(Prepared):
 @register
 class SoftMarginLoss(Loss[SoftMarginLossParams]):
     name = "soft_margin_loss"
+    module = "SoftMarginLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Logistic loss of the margin y·x, for labels y in {1, -1}."
     formula = "loss = log(1 + exp(-target·input))"
@@ -248,6 +249,7 @@ class MultilabelSoftMarginLossParams(LossParams):
 @register
 class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
     name = "multilabel_soft_margin_loss"
+    module = "MultiLabelSoftMarginLoss"
     inline = True  # linear in the elements, no Python loop over them
     summary = "Binary cross-entropy of logits, averaged over the classes of each sample."
     formula = "loss_n = -(1/C)·Σ_c w_c·(t_c·log σ(x_c) + (1 - t_c)·log σ(-x_c))"
