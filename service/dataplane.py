@@ -30,7 +30,6 @@ from service.errors import (
     InvalidInput,
     LimitExceeded,
     MalformedBody,
-    NotFound,
 )
 from service.losses import registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, Tolerance
@@ -88,10 +87,9 @@ class Dataplane:
         return parse_json(raw, self.limits), b"true" in raw or b"false" in raw
 
     def loss(self, name: str) -> Loss[Any]:
-        loss = registry.get(name)
-        if loss is None:
-            raise NotFound(f"no loss named {name!r}; GET /v1/losses lists them")
-        return loss
+        """The loss answering to ``name`` (functional or ``torch.nn`` module name); a 404
+        suggesting the closest names otherwise."""
+        return registry.resolve(name)
 
     def validate(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> LossParams:
         if not isinstance(body, dict):
@@ -257,6 +255,15 @@ class Dataplane:
         self.compute(loss, loss.example())
 
 
+#: Warning codes the data plane gives for any loss (beside each loss's ``warning_codes``).
+GENERAL_WARNINGS: frozenset[str] = frozenset({"low_precision_dtype", "value_overflow"})
+
+
+def warning_codes(loss: Loss[Any]) -> list[str]:
+    """Every warning code ``loss`` can give, its own and the data plane's, sorted."""
+    return sorted(loss.warning_codes | GENERAL_WARNINGS)
+
+
 def params_reduces(params: LossParams) -> bool:
     """Whether the reduction divides by a denominator: 'mean', or a loss's own such as
     'batchmean'; 'none' and 'sum' divide by nothing."""
@@ -367,6 +374,7 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         params[key] = entry
     return {
         "name": loss.name,
+        "module": loss.module,
         "summary": loss.summary,
         "formula": loss.formula,
         "inputs": [
@@ -380,5 +388,6 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         ],
         "parameters": params,
         "extras": [GRAD, *loss.extras],
+        "warning_codes": warning_codes(loss),
         "example": loss.example(),
     }

@@ -28,7 +28,7 @@ from service.api.schemas import (
 from service.api.state import get_state
 from service.batch import run_batch
 from service.dataplane import Dataplane, describe
-from service.errors import NotFound, ServiceError
+from service.errors import ServiceError
 from service.jsonenc import dumps
 from service.losses import registry
 from service.losses.base import Loss
@@ -139,10 +139,7 @@ def build_router() -> APIRouter:
     @router.get("/{name}", response_model=LossSummary, responses={404: ERROR_RESPONSES[404]})
     async def get_loss(name: str) -> Response:
         """One loss, with an example body that works when posted."""
-        loss = registry.get(name)
-        if loss is None:
-            raise NotFound(f"no loss named {name!r}; GET /v1/losses lists them")
-        return json_response(dumps(describe(loss)))
+        return json_response(dumps(describe(registry.resolve(name))))
 
     for loss in registry.all_losses():
         schema = loss.params_model.model_json_schema()
@@ -189,7 +186,10 @@ def build_router() -> APIRouter:
     )
 
     @router.post("/{name}", include_in_schema=False)
-    async def unknown_loss(name: str) -> Response:
-        raise NotFound(f"no loss named {name!r}; GET /v1/losses lists them")
+    async def other_name(request: Request, name: str) -> Response:
+        """A loss under its ``torch.nn`` module name (``CrossEntropyLoss``), computed by its
+        functional name's route; any other name is a 404 suggesting the closest ones. One
+        undocumented route, so OpenAPI keeps one route per loss."""
+        return await compute(request, registry.resolve(name).name)
 
     return router
