@@ -186,12 +186,17 @@ def broadcast_mismatch_warning(input_shape: Shape, target_shape: Shape) -> LossW
 
 
 def shapes_broadcast_warning(target_shape: Shape, input_shape: Shape, advice: str) -> LossWarning:
-    """The warning (``shapes_broadcast``) for a target whose shape differs from the input's but
-    broadcasts with it: the shapes and their broadcast, then the loss's own ``advice`` (which
-    starts with its punctuation)."""
+    """The warning (``shape_mismatch_broadcast``, the code ``broadcast_mismatch_warning`` gives)
+    for a target whose shape differs from the input's but broadcasts with it: the shapes and
+    their broadcast, then the loss's own ``advice`` (which starts with its punctuation)."""
     out = tuple(np.broadcast_shapes(target_shape, input_shape))
     return LossWarning(
-        "shapes_broadcast",
+        "shape_mismatch_broadcast",
         f"'target' has shape {shape_str(target_shape)} and 'input' {shape_str(input_shape)}: "
         f"torch broadcasts them silently to {shape_str(out)}{advice}",
+        {
+            "input_shape": list(input_shape),
+            "target_shape": list(target_shape),
+            "broadcast_shape": list(out),
+        },
     )

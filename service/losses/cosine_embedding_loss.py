@@ -76,6 +76,14 @@ class CosineEmbeddingParams(LossParams):
 class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
     name = "cosine_embedding_loss"
     module = "CosineEmbeddingLoss"
+    warning_codes = frozenset(
+        {
+            "feature_dim_broadcast",
+            "margin_outside_cosine_range",
+            "target_values",
+            "zero_vector",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Pulls pairs with y = 1 to cosine 1, pushes pairs with y = -1 below the margin."
     formula = "loss = 1 - cos(x1, x2) if y = 1; max(0, cos(x1, x2) - margin) if y = -1"
@@ -157,7 +165,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
             zero_one = bool(np.isin(y, (0.0, 1.0)).all())
             out.append(
                 LossWarning(
-                    "target_not_plus_minus_one",
+                    "target_values",
                     "target holds values other than 1 and -1; torch gives such pairs a loss of 0 "
                     "without a word"
                     + (

@@ -113,6 +113,13 @@ class _Batch:
 class CTCLoss(Loss[CTCParams]):
     name = "ctc_loss"
     module = "CTCLoss"
+    warning_codes = frozenset(
+        {
+            "infinite_loss",
+            "infinite_losses_zeroed",
+            "log_probs_not_normalised",
+        }
+    )
     summary = "Negative log-likelihood of a label sequence over all its CTC alignments."
     formula = "loss = -log Σ_{alignments π of l} Π_t y_t(π_t)  (forward algorithm in log space)"
     params_model = CTCParams

@@ -70,6 +70,7 @@ class GaussianNllLossParams(LossParams):
 class GaussianNllLoss(Loss[GaussianNllLossParams]):
     name = "gaussian_nll_loss"
     module = "GaussianNLLLoss"
+    warning_codes = frozenset({"shape_mismatch_broadcast", "var_clamped"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Negative log-likelihood of targets under Gaussians of predicted mean and variance."
     formula = "loss = ½·(log max(var, eps) + (input - target)² / max(var, eps)) [+ ½·log 2π]"

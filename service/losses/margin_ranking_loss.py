@@ -57,6 +57,7 @@ class MarginRankingParams(LossParams):
 class MarginRankingLoss(Loss[MarginRankingParams]):
     name = "margin_ranking_loss"
     module = "MarginRankingLoss"
+    warning_codes = frozenset({"target_values"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Hinge loss on the ranking of two scores: max(0, -y·(x1 - x2) + margin)."
     formula = "loss = max(0, -y·(x1 - x2) + margin)"
@@ -126,7 +127,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
                 "target holds values other than 1 and -1; torch does not check, and such a value "
                 "scales the difference -y·(x1 - x2) instead of choosing its sign."
             )
-        return [LossWarning("target_not_plus_minus_one", message, {"count": int(odd.sum())})]
+        return [LossWarning("target_values", message, {"count": int(odd.sum())})]
 
     def example(self) -> dict[str, Any]:
         return {

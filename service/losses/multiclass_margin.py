@@ -112,6 +112,7 @@ class MultiMarginLossParams(LossParams):
 class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
     name = "multi_margin_loss"
     module = "MultiMarginLoss"
+    warning_codes = frozenset({"negative_weight", "single_class", "weighted_mean_divides_by_count"})
     summary = "Multi-class hinge loss: the right class's score against every other class's."
     formula = "loss_n = (1/C)·Σ_{i≠y} w_y·max(0, margin - x_y + x_i)^p"
     params_model = MultiMarginLossParams
@@ -294,6 +295,13 @@ class MultilabelMarginLossParams(LossParams):
 class MultilabelMarginLoss(ClassScoresLoss[MultilabelMarginLossParams]):
     name = "multilabel_margin_loss"
     module = "MultiLabelMarginLoss"
+    warning_codes = frozenset(
+        {
+            "duplicate_labels",
+            "labels_after_terminator",
+            "target_looks_multi_hot",
+        }
+    )
     summary = "Multi-label hinge loss: each label's score against every non-label's."
     formula = "loss_n = (1/C)·Σ_{j∈labels} Σ_{i∉labels} max(0, 1 - (x_{y_j} - x_i))"
     params_model = MultilabelMarginLossParams

@@ -67,6 +67,7 @@ class TripletMarginParams(LossParams):
 class TripletMarginLoss(Loss[TripletMarginParams]):
     name = "triplet_margin_loss"
     module = "TripletMarginLoss"
+    warning_codes = frozenset({"p_below_one"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Anchor closer to its positive than to its negative by a margin, in the p-norm."
     formula = "loss = max(0, margin + d(a, p) - d(a, n)); d(u, v) = ‖u - v + eps‖_p"
