@@ -36,7 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import AfterValidator, Field, ValidationInfo
 
-from service.errors import InvalidInput
+from service.arrays import ArrayLimitError
+from service.errors import InvalidInput, LimitExceeded
 from service.losses.base import F64, LossWarning, Tensor
 from service.losses.common import element_limit, shape_str
 
@@ -85,7 +86,7 @@ def broadcast_shape(*operands: tuple[str, Shape], max_elements: int | None = Non
         if max_elements is not None:
             reason = _too_large(operand, against, shape, max_elements)
             if reason is not None:
-                raise InvalidInput.at(field, reason)
+                raise LimitExceeded.at(field, reason)
         seen.append(field)
     return shape
 
@@ -131,7 +132,7 @@ def _fits_with_input(value: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArr
     against = f" with 'input' of shape {shape_str(x.shape)}"
     reason = _too_large(value.shape, against, shape, element_limit(info))
     if reason is not None:
-        raise ValueError(reason)
+        raise ArrayLimitError(reason)  # a limit (limit-exceeded), not a wrong value
     return value
 
 

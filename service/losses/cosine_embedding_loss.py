@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.arrays import DEFAULT_LIMITS
 from service.errors import InvalidInput
 from service.losses.base import (
     F64,
@@ -108,7 +107,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
                     f"rank {arr.ndim} (shape {shape_str(arr.shape)}); a {y.ndim}-dim target "
                     f"expects {rank}-D inputs",
                 )
-        limit = DEFAULT_LIMITS.max_elements
+        limit = params.limits.max_elements
         pair = broadcast_shape(("input1", x1.shape), ("input2", x2.shape), max_elements=limit)
         broadcast_shape(("cos(input1, input2)", pair[:-1]), ("target", y.shape), max_elements=limit)
         arrays = {k: floating(getattr(params, k), dtype) for k in self.tensor_inputs}

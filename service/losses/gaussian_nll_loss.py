@@ -94,6 +94,7 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
             ("input", x.shape),
             ("target", params.target.shape),
             ("var", _effective(var, x.shape).shape),
+            max_elements=params.limits.max_elements,
         )
         arrays = {
             "input": x,

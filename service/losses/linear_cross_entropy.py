@@ -36,7 +36,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.dtypes import TORCH_DTYPES
-from service.errors import InvalidInput
+from service.errors import InvalidInput, LimitExceeded
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -254,6 +254,15 @@ class LinearCrossEntropy(Loss[LinearCrossEntropyParams]):
         chunked = params.options is not None and _chunked(params, form, out)
         if chunked:
             _check_chunking(params, dtype, rows=math.prod(batch), hidden=hidden, classes=n_classes)
+        elif math.prod(logits_shape) > params.limits.max_elements:
+            # Off the chunked path torch holds every logit: one tensor, under the same limit.
+            raise LimitExceeded.at(
+                "linear_weight",
+                f"the logits {shape_str(logits_shape)} hold {math.prod(logits_shape)} elements, "
+                f"more than the limit of {params.limits.max_elements}; torch computes them in "
+                "full unless 'options' selects its chunked path (class indices, no label "
+                "smoothing, a (C, H) head)",
+            )
         return Prepared(
             arrays=arrays,
             floating=frozenset(floating_names),

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.arrays import DEFAULT_LIMITS
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -73,7 +72,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
             ("input1", x1.shape),
             ("input2", x2.shape),
             ("target", y.shape),
-            max_elements=DEFAULT_LIMITS.max_elements,
+            max_elements=params.limits.max_elements,
         )
         arrays = {"input1": floating(x1, dtype), "input2": floating(x2, dtype)}
         arrays["target"] = floating(y, dtype)

@@ -29,6 +29,7 @@ import numpy.typing as npt
 import torch
 from pydantic import Field, ValidationInfo, field_validator
 
+from service.arrays import ArrayLimitError
 from service.errors import InvalidInput
 from service.losses.base import (
     ErrorSample,
@@ -285,7 +286,7 @@ class MultilabelMarginLossParams(LossParams):
         c = x.shape[-1]
         pairs = int(label_lists(target.reshape(-1, c)).sum()) * c
         if pairs > element_limit(info):
-            raise ValueError(
+            raise ArrayLimitError(
                 f"{pairs} (label, class) pairs to compare; the limit is {element_limit(info)}"
             )
         return target
