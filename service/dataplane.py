@@ -33,6 +33,7 @@ from service.errors import (
 )
 from service.losses import registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, Tolerance
+from service.schema import inline_defs
 from service.settings import Settings
 
 log = logging.getLogger("service.dataplane")
@@ -358,7 +359,7 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
 
 def describe(loss: Loss[Any]) -> dict[str, Any]:
     """What GET /v1/losses says of one loss: inputs, parameters, formula and an example."""
-    schema = loss.params_model.model_json_schema()
+    schema = inline_defs(loss.params_model.model_json_schema())
     props: Mapping[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
     fields = loss.params_model.model_fields

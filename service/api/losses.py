@@ -32,6 +32,7 @@ from service.errors import ServiceError
 from service.jsonenc import dumps
 from service.losses import registry
 from service.losses.base import Loss
+from service.schema import inline_defs
 
 BATCH_PATH = "/v1/losses:batch"
 
@@ -47,25 +48,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         504: "The computation ran past the per-request time limit.",
     }.items()
 }
-
-
-def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its ``$defs`` substituted in place: a ``#/$defs/...`` pointer
-    would resolve against the whole OpenAPI document once embedded in it."""
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
 
 
 def json_response(content: bytes) -> Response:
@@ -142,7 +124,7 @@ def build_router() -> APIRouter:
         return json_response(dumps(describe(registry.resolve(name))))
 
     for loss in registry.all_losses():
-        schema = loss.params_model.model_json_schema()
+        schema = inline_defs(loss.params_model.model_json_schema())
         router.add_api_route(
             f"/{loss.name}",
             _endpoint(loss),

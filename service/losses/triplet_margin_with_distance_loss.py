@@ -168,6 +168,11 @@ class Distance:
         return 1.0 - sim, cosine_grads
 
 
+def _names_too(schema: dict[str, Any]) -> None:
+    """Document the name alone (turned into an object before validation) beside the object."""
+    schema.setdefault("anyOf", []).insert(0, {"type": "string", "enum": list(DISTANCES)})
+
+
 class TripletMarginWithDistanceParams(LossParams):
     anchor: Tensor = Field(description="Anchors, shape (N, D) or (D).")
     positive: Tensor = Field(description="Positives, same number of dimensions as the anchor.")
@@ -176,6 +181,7 @@ class TripletMarginWithDistanceParams(LossParams):
         default=None,
         description="null (pairwise_distance, torch's default), a distance's name, or an object "
         "naming one with its keyword arguments.",
+        json_schema_extra=lambda schema: _names_too(schema),
     )
     margin: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
     swap: bool = Field(default=False, description="Use min(d(a, n), d(p, n)) as d_neg.")
