@@ -109,6 +109,15 @@ def _endpoint(loss: Loss[Any]) -> Callable[[Request], Coroutine[Any, Any, Respon
     return endpoint
 
 
+def _describe_endpoint(loss: Loss[Any]) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def endpoint(request: Request) -> Response:
+        return json_response(dumps(describe(loss)))
+
+    endpoint.__name__ = f"describe_{loss.name}"
+    endpoint.__doc__ = f"{loss.name}: its inputs, parameters, warning codes and a working example."
+    return endpoint
+
+
 def build_router() -> APIRouter:
     losses.load()
     router = APIRouter(prefix="/v1/losses", tags=["losses"])
@@ -124,6 +133,16 @@ def build_router() -> APIRouter:
         return json_response(dumps(describe(registry.resolve(name))))
 
     for loss in registry.all_losses():
+        # Documented beside the POST, because the path serves both: a 405 there lists them in
+        # Allow, and the document must list what Allow says.
+        router.add_api_route(
+            f"/{loss.name}",
+            _describe_endpoint(loss),
+            methods=["GET"],
+            response_model=LossSummary,
+            summary=f"Describe {loss.name}",
+            route_class_override=LeanRoute,
+        )
         schema = inline_defs(loss.params_model.model_json_schema())
         router.add_api_route(
             f"/{loss.name}",
@@ -167,11 +186,23 @@ def build_router() -> APIRouter:
         },
     )
 
-    @router.post("/{name}", include_in_schema=False)
-    async def other_name(request: Request, name: str) -> Response:
-        """A loss under its ``torch.nn`` module name (``CrossEntropyLoss``), computed by its
-        functional name's route; any other name is a 404 suggesting the closest ones. One
-        undocumented route, so OpenAPI keeps one route per loss."""
+    @router.post(
+        "/{name}",
+        response_model=LossResponse,
+        responses=ERROR_RESPONSES,
+        summary="A loss under its torch.nn module name",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    async def compute_by_module_name(request: Request, name: str) -> Response:
+        """A loss under its `torch.nn` module name (`CrossEntropyLoss`): the body and the answer
+        are those of its functional name's route (`POST /v1/losses/cross_entropy`), whose
+        `name` the answer carries. Any other name is a 404 suggesting the closest known names.
+        One route for every alias, so the document keeps one route per loss."""
         return await compute(request, registry.resolve(name).name)
 
     return router
