@@ -40,6 +40,10 @@ _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 #: Paths open without an API key. Health must stay open for orchestrators' probes.
 HEALTH_PREFIX = "/v2/health/"
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+#: The explainer page and its files (``service.api.page``): open with the docs, since they hold
+#: no data; the page asks for a key when the API it calls answers 401.
+PAGE_PATHS = frozenset({"/", "/explain"})
+PAGE_STATIC_PREFIX = "/explain/static/"
 
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
@@ -56,28 +60,44 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-class RequestId:
-    """Echo a client's ``X-Request-ID`` (when it is short and plain) or make one, on every
-    response, and keep it in ``scope["state"]["request_id"]`` for logs.
+class RequestIds:
+    """Request ids: a client's ``X-Request-ID`` when it is short and plain, else a made one.
 
     A made id is a random per-process prefix and a counter: unique across instances in
-    practice, and far cheaper per request than ``uuid4``."""
+    practice, and far cheaper per request than ``uuid4``. One instance serves both the
+    middleware and the small-request front (``service.api.inline``), so ids never repeat."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self.prefix = secrets.token_hex(8)
         self.counter = itertools.count(1)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = header(scope, REQUEST_ID.encode())
+    def assign(self, scope: Scope) -> bytes:
+        """The request's id, also kept in ``scope["state"]["request_id"]`` for logs."""
+        given = header(scope, REQUEST_ID_BYTES)
         if given is not None and _VALID_REQUEST_ID.fullmatch(given):
             request_id = given
         else:
             request_id = f"{self.prefix}-{next(self.counter):08x}".encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
+        return request_id
+
+
+REQUEST_ID_BYTES = REQUEST_ID.encode()
+
+
+class RequestId:
+    """Echo a client's ``X-Request-ID`` (when it is short and plain) or make one, on every
+    response, and keep it in ``scope["state"]["request_id"]`` for logs (``RequestIds``)."""
+
+    def __init__(self, app: ASGIApp, ids: RequestIds | None = None) -> None:
+        self.app = app
+        self.ids = ids or RequestIds()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self.ids.assign(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -127,7 +147,8 @@ class AnswerCancelled:
 
 class ApiKeys:
     """Require one of the configured keys as ``Authorization: Bearer <key>`` or
-    ``X-API-Key: <key>``; health (and the docs, when ``open_docs``) stays open.
+    ``X-API-Key: <key>``; health (and the docs and the explainer page, when ``open_docs``)
+    stays open.
 
     Keys are compared as SHA-256 digests with ``hmac.compare_digest`` against every configured
     key, so neither a key's length nor which key matched shows in the timing."""
@@ -138,7 +159,11 @@ class ApiKeys:
         self.open_docs = open_docs
 
     def is_open(self, path: str) -> bool:
-        return path.startswith(HEALTH_PREFIX) or (self.open_docs and path in DOCS_PATHS)
+        if path.startswith(HEALTH_PREFIX):
+            return True
+        return self.open_docs and (
+            path in DOCS_PATHS or path in PAGE_PATHS or path.startswith(PAGE_STATIC_PREFIX)
+        )
 
     def presented(self, scope: Scope) -> bytes | None:
         auth = header(scope, b"authorization")
