@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import torch
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from starlette.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import health, problems, v2
+from service.api import docs, health, problems, v2
 from service.api.inline import InlineSmallLosses
 from service.api.losses import build_router
 from service.api.middleware import (
@@ -27,6 +28,8 @@ from service.api.state import ServiceState
 from service.dataplane import Dataplane
 from service.device import resolve_device
 from service.memory import limit_malloc_arenas
+from service.observability.metrics import Metrics
+from service.observability.requests import METRICS_PATH, ObserveRequests, RouteLabels
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
@@ -46,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     limit_malloc_arenas(settings.malloc_arenas)
-    state = ServiceState(settings=settings, dataplane=Dataplane(settings, device))
+    metrics = Metrics(device) if settings.metrics else None
+    state = ServiceState(settings=settings, dataplane=Dataplane(settings, device), metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,17 +64,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by service.api.docs, from the service's own files
+        redoc_url=None,
     )
     app.state.service = state
     problems.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
     app.include_router(v2.build_router())
+    docs.install(app)
+    if metrics is not None:
+        install_metrics(app, metrics)
     # Innermost, so added first: the middleware installed after it (request ids, API keys,
     # body limit, admission gate) wraps it and sees every request it answers.
     app.add_middleware(InlineSmallLosses, state=state)
     install_middleware(app, settings, state)
+    # Outermost of all: it sees every answer, the refusals and the inline ones included.
+    labels = RouteLabels(lambda: app.router.routes)
+    app.add_middleware(
+        ObserveRequests, labels=labels, metrics=metrics, log_probes=settings.log_probes
+    )
     return app
+
+
+def install_metrics(app: FastAPI, metrics: Metrics) -> None:
+    """``GET /metrics``: the Prometheus exposition, open like health when API keys are set. A
+    plain function, so FastAPI runs it in a thread: merging several workers' files takes time."""
+
+    @app.get(METRICS_PATH, include_in_schema=False)
+    def scrape(request: Request) -> Response:
+        content, content_type = metrics.render(request.headers.get("accept"))
+        return Response(content, headers={"Content-Type": content_type})
 
 
 def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) -> None:

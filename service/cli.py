@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from service.device import DeviceUnavailable
+from service.observability.logs import log_config
 from service.settings import get_settings
 
 
@@ -41,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # One format for uvicorn's lines and the service's; the access lines are the service's
+        # own (service.observability.requests), so uvicorn's are off.
+        log_config=log_config(settings),
+        access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace,
     )
     return 0

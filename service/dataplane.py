@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,8 @@ class Dataplane:
         self.settings = settings
         self.device = device
         self.limits = limits_of(settings)
+        self.on_disagreement: Callable[[str, str], None] | None = None
+        """Called with ``(loss, dtype)`` for each response whose reference disagrees (metrics)."""
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -141,6 +143,8 @@ class Dataplane:
         if want_reference and ref is not None:
             tol = loss.tolerance(dtype)
             cmp = compare(value, ref.value, tol, prep.scale)
+            if not cmp.agrees and self.on_disagreement is not None:
+                self.on_disagreement(loss.name, dtype)
             response["denominator"] = ref.denominator if params_reduces(params) else None
             response["reference"] = {
                 "value": ref.value,

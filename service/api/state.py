@@ -16,6 +16,7 @@ from fastapi import Request
 from service.api.admission import Admission
 from service.dataplane import Dataplane
 from service.errors import DeviceError, Unavailable
+from service.observability.metrics import Metrics
 from service.settings import Settings
 
 log = logging.getLogger("service.api")
@@ -31,6 +32,8 @@ class ServiceState:
     warm_up_error: str | None = None
     device_suspect: bool = False
     """Set when a computation failed on the device; the next readiness check re-probes it."""
+    metrics: Metrics | None = None
+    """The Prometheus metrics; None when ``settings.metrics`` is off."""
     admission: Admission = field(init=False)
     _warming: asyncio.Lock | None = field(default=None, repr=False)
 
@@ -42,6 +45,9 @@ class ServiceState:
             timeout=s.request_timeout,
             retry_after=s.retry_after,
         )
+        if self.metrics is not None:
+            self.admission.watcher = self.metrics.admission_changed
+            self.dataplane.on_disagreement = self.metrics.disagreement
 
     async def ensure_ready(self) -> bool:
         """Warm the device up (in a worker thread), again after a device error; True when it
@@ -99,6 +105,8 @@ class ServiceState:
 
     def close(self) -> None:
         self.admission.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 def get_state(request: Request) -> ServiceState:
