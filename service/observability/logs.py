@@ -87,7 +87,7 @@ class TextFormatter(_Redacting):
 
 def log_config(settings: Settings) -> dict[str, Any]:
     """The logging configuration for uvicorn's ``log_config``: one stderr handler in the chosen
-    format for the service's, uvicorn's and the root logger."""
+    format for the service's, uvicorn's, torch's and the root logger."""
     formatter = JsonFormatter if settings.log_format == "json" else TextFormatter
     level = settings.log_level.upper()
     keys = [key.get_secret_value() for key in settings.api_keys]
@@ -110,6 +110,8 @@ def log_config(settings: Settings) -> dict[str, Any]:
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": handler, "level": level, "propagate": False},
             "service": {"handlers": handler, "level": level, "propagate": False},
+            # torch installs its own handler and format on its logger; replace them
+            "torch": {"handlers": handler, "level": "WARNING", "propagate": False},
         },
         "root": {"handlers": handler, "level": "WARNING"},
     }
