@@ -16,9 +16,11 @@ import pytest
 from service import dataplane as dataplane_module
 from service.dataplane import Comparison
 from service.errors import DeviceError
+from service.app import create_app
 from service.losses import registry
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
 from service.observability.metrics import DURATION_BUCKETS, REASONS
+from service.settings import Settings
 from tests.observability.conftest import (
     app_of,
     asgi_client,
@@ -383,3 +385,24 @@ async def test_batch_items_are_counted_per_loss_and_status(client: httpx.AsyncCl
 def test_parse_reads_what_prometheus_client_writes() -> None:
     text = '# TYPE x_total counter\nx_total{a="1"} 3.0\n'
     assert parse(text) == {("x_total", (("a", "1"),)): 3.0}
+
+
+async def test_no_device_memory_gauges_on_the_cpu(client: httpx.AsyncClient) -> None:
+    assert series(await scrape(client), "loss_service_device_memory_bytes") == {}
+
+
+@pytest.mark.gpu
+async def test_cuda_memory_gauges_follow_torch() -> None:
+    import torch
+
+    async with asgi_client(create_app(Settings(device="cuda"))) as client:
+        assert (await client.post(CE, content=SMALL)).status_code == 200
+        memory = series(await scrape(client), "loss_service_device_memory_bytes")
+        reserved = torch.cuda.memory_reserved(0)
+    assert set(memory) == {
+        labels(device="cuda:0", kind="allocated"),
+        labels(device="cuda:0", kind="reserved"),
+    }
+    assert memory[labels(device="cuda:0", kind="reserved")] == reserved
+    assert reserved > 0
+    assert 0 <= memory[labels(device="cuda:0", kind="allocated")] <= reserved
