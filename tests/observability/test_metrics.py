@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from service import dataplane as dataplane_module
+from service.app import create_app
 from service.dataplane import Comparison
 from service.errors import DeviceError
-from service.app import create_app
 from service.losses import registry
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
 from service.observability.metrics import DURATION_BUCKETS, REASONS
