@@ -98,3 +98,9 @@ def test_every_case_is_listed_and_selectable() -> None:
 def test_case_command_keeps_the_options_but_the_case_list() -> None:
     argv = ["--cases", "small,memory", "--seconds", "2", "--json=x.json"]
     assert run.case_command(argv, "small") == "python bench/run.py --cases small --seconds 2"
+
+
+def test_metrics_cost_isolates_the_middleware_time() -> None:
+    from bench.cases import metrics_cost
+
+    assert 0 <= metrics_cost.middleware_cost_us(requests=50, rounds=2) < 1000

@@ -26,9 +26,10 @@ else:  # pragma: no cover
     tomllib = pytest.importorskip("tomli")
 
 
-@pytest.mark.parametrize("page", ["/docs", "/redoc"])
-async def test_pages_name_only_same_origin_files(client: httpx.AsyncClient, page: str) -> None:
-    html = (await client.get(page)).text
+# (not named "page": that is pytest-playwright's fixture, which would make this a browser test)
+@pytest.mark.parametrize("docs_page", ["/docs", "/redoc"])
+async def test_pages_name_only_same_origin_files(client: httpx.AsyncClient, docs_page: str) -> None:
+    html = (await client.get(docs_page)).text
     urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
     assert urls, html
     assert all(u.startswith("/") for u in urls), urls
