@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from starlette.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import docs, health, problems, v2
+from service.api import conventions, docs, health, page, problems, v2
 from service.api.inline import InlineSmallLosses
 from service.api.losses import build_router
 from service.api.middleware import (
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(build_router())
     app.include_router(v2.build_router())
+    app.include_router(conventions.build_router())
+    page.install(app)
     docs.install(app)
     if metrics is not None:
         install_metrics(app, metrics)
@@ -101,8 +103,18 @@ def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) ->
     """Outermost first: request id, answer to cancelled requests, CORS, API keys, body limit,
     admission gate. Each ``add_middleware`` wraps the ones added before it, hence the reverse
     order here."""
-    app.add_middleware(AdmissionGate, admission=state.admission)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
+    # The idle trim hears of large bodies from the body limit and of idleness from the gate.
+    trim = state.trim if state.trim.enabled else None
+    app.add_middleware(
+        AdmissionGate, admission=state.admission, on_idle=trim.idle if trim else None
+    )
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout,
+        on_large=trim.large if trim else None,
+        large_bytes=trim.large_bytes if trim else 1 << 20,
+    )
     keys = [key.get_secret_value() for key in settings.api_keys]
     if keys:
         app.add_middleware(ApiKeys, keys=keys, open_docs=settings.open_docs)

@@ -34,6 +34,7 @@ from service.errors import (
 )
 from service.losses import registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, Tolerance
+from service.precision import PRECISION, precision_table
 from service.settings import Settings
 
 log = logging.getLogger("service.dataplane")
@@ -108,9 +109,9 @@ class Dataplane:
             ):
                 raise LimitExceeded.many(errors) from None
             raise InvalidInput.many(errors) from None
-        unknown = sorted(set(params.include) - {GRAD, *loss.extras})
+        unknown = sorted(set(params.include) - {GRAD, PRECISION, *loss.extras})
         if unknown:
-            allowed = ", ".join(repr(e) for e in (GRAD, *loss.extras))
+            allowed = ", ".join(repr(e) for e in (GRAD, PRECISION, *loss.extras))
             raise InvalidInput.at("include", f"unknown extra {unknown[0]!r}; allowed: {allowed}")
         return params
 
@@ -135,7 +136,7 @@ class Dataplane:
             "breakdown": None,
         }
         ref: Reference | None = None
-        if want_reference or (include - {GRAD}):
+        if want_reference or (include - {GRAD, PRECISION}):
             # IEEE semantics, silently: inf·0 is NaN in the reference as in torch, and the
             # comparison (not a Python warning) is where a disagreement shows.
             with np.errstate(all="ignore"):
@@ -165,6 +166,9 @@ class Dataplane:
             extras |= {k: v for k, v in ref.extras.items() if k in include}
         if grads:
             extras[GRAD] = grads
+        if PRECISION in include:
+            # Every dtype in turn, on this device: a heavy extra, so in this general path only.
+            extras[PRECISION] = precision_table(loss, params, self._torch_value)
         if extras:
             response["extras"] = extras
         response["warnings"] = [warning_dict(w) for w in self._warnings(loss, params, prep, dtype)]
@@ -215,6 +219,11 @@ class Dataplane:
             log.warning("torch rejected input for %s: %s", loss.name, exc)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidInput.at("", f"torch rejected the input: {first}") from exc
+
+    def _torch_value(
+        self, loss: Loss[Any], params: LossParams, prep: Prepared, dtype: str
+    ) -> npt.NDArray[Any]:
+        return self._run_torch(loss, params, prep, dtype, False)[0]
 
     def _tensor(self, arr: npt.NDArray[Any], dtype: torch.dtype) -> torch.Tensor:
         """``arr`` as a tensor of ``dtype`` on the device; on the CPU, NumPy's cast (the same
@@ -383,6 +392,6 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
             for n in loss.tensor_inputs
         ],
         "parameters": params,
-        "extras": [GRAD, *loss.extras],
+        "extras": [GRAD, PRECISION, *loss.extras],
         "example": loss.example(),
     }

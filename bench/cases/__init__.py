@@ -4,12 +4,30 @@
 
 from __future__ import annotations
 
-from bench.cases import large_binary, large_json, memory, metrics_cost, small
+from bench.cases import (
+    burst_memory,
+    large_binary,
+    large_json,
+    memory,
+    metrics_cost,
+    reference_memory,
+    small,
+    workers,
+)
 from bench.cases.base import Case, Context
 
 CASES: dict[str, Case] = {
     c.name: c
-    for c in (small.CASE, large_json.CASE, large_binary.CASE, memory.CASE, metrics_cost.CASE)
+    for c in (
+        small.CASE,
+        workers.CASE,
+        large_json.CASE,
+        large_binary.CASE,
+        memory.CASE,
+        reference_memory.CASE,
+        burst_memory.CASE,
+        metrics_cost.CASE,
+    )
 }
 
 # names kept for the command lines people already have

@@ -16,6 +16,7 @@ from fastapi import Request
 from service.api.admission import Admission
 from service.dataplane import Dataplane
 from service.errors import DeviceError, Unavailable
+from service.memory import IdleTrim
 from service.observability.metrics import Metrics
 from service.settings import Settings
 
@@ -35,6 +36,8 @@ class ServiceState:
     metrics: Metrics | None = None
     """The Prometheus metrics; None when ``settings.metrics`` is off."""
     admission: Admission = field(init=False)
+    trim: IdleTrim = field(init=False)
+    """Returns large requests' freed memory to the system once the service is idle."""
     _warming: asyncio.Lock | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -45,6 +48,8 @@ class ServiceState:
             timeout=s.request_timeout,
             retry_after=s.retry_after,
         )
+        admission = self.admission
+        self.trim = IdleTrim(lambda: admission.admitted > 0, delay=s.malloc_trim_delay)
         if self.metrics is not None:
             self.admission.watcher = self.metrics.admission_changed
             self.dataplane.on_disagreement = self.metrics.disagreement
@@ -105,6 +110,7 @@ class ServiceState:
 
     def close(self) -> None:
         self.admission.close()
+        self.trim.close()
         if self.metrics is not None:
             self.metrics.close()
 

@@ -72,8 +72,10 @@ class LossParams(BaseModel):
         default_factory=list,
         max_length=16,
         description="Opt-in heavy extras: 'grad' (gradients of the returned value with respect "
-        "to each differentiable input; for reduction 'none', of their sum) and the "
-        "loss's own extras listed by GET /v1/losses/{name}.",
+        "to each differentiable input; for reduction 'none', of their sum), 'precision' "
+        "(torch's value in float64, float32, float16 and bfloat16 on the device, with its "
+        "relative error split into input rounding and arithmetic) and the loss's own extras "
+        "listed by GET /v1/losses/{name}.",
     )
 
     def torch_kwargs(self, tensor_names: tuple[str, ...]) -> dict[str, Any]:

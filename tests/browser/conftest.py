@@ -105,8 +105,15 @@ def page_log(page: Page, base_url: str) -> PageLog:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test under tests/browser ``browser`` (``-m 'not browser'`` leaves them out)."""
+    """Mark every test under tests/browser ``browser`` (``-m 'not browser'`` leaves them out),
+    and run them last: Playwright's sync API keeps its event loop running in the main thread
+    for the rest of the session (its browser fixtures are session-scoped), and any asyncio or
+    anyio test after it would fail with "Cannot run the event loop while another loop is
+    running"."""
     here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.path).startswith(here):
-            item.add_marker(pytest.mark.browser)
+    browser = [item for item in items if str(item.path).startswith(here)]
+    for item in browser:
+        item.add_marker(pytest.mark.browser)
+    if browser:
+        chosen = set(map(id, browser))
+        items[:] = [item for item in items if id(item) not in chosen] + browser

@@ -1,5 +1,5 @@
-"""Several workers: one scrape of any of them is the sum over all (prometheus-client's
-multiprocess mode, through the directory the parent prepares)."""
+"""Several workers (``loss-service serve --workers 2``): one scrape of any of them is the sum
+over all (prometheus-client's multiprocess mode, through the directory the parent prepares)."""
 
 from __future__ import annotations
 
@@ -79,9 +79,7 @@ def test_two_workers_scrape_as_one(tmp_path: Path) -> None:
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"stale from a previous run")
     env = {"LOSS_SERVICE_METRICS_DIR": str(metrics_dir), "LOSS_SERVICE_LOG_LEVEL": "warning"}
-    with live_server(
-        env=env, args=("--workers", "2"), module="tests.observability.multiworker"
-    ) as server:
+    with live_server(env=env, args=("--workers", "2")) as server:
         before = parse(httpx.get(server.url + "/metrics").text)
         workers: set[str] = set()
         sent = 0

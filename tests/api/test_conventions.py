@@ -1,0 +1,102 @@
+"""POST /v1/conventions/{name} through the HTTP API: shape, refusals, same validation as losses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from service.conventions import NAMES
+from service.losses import registry
+from service.losses.base import ErrorSample
+from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
+
+pytestmark = pytest.mark.anyio
+
+ROW_FIELDS = {
+    "id",
+    "library",
+    "call",
+    "reads_input_as",
+    "value",
+    "per_sample",
+    "agrees_with_torch",
+    "why",
+}
+ERROR_FIELDS = {"id", "library", "call", "error"}
+ERROR_CASES = [
+    (name, sample)
+    for name in NAMES
+    for sample in registry.require(name).error_samples()
+    if sample.field != "reduction"
+]
+
+
+async def test_article(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/v1/conventions/cross_entropy", json={"input": ARTICLE_INPUT, "target": ARTICLE_TARGET}
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    out = r.json()
+    assert out["name"] == "cross_entropy"
+    assert set(out) == {"name", "conventions"}
+    for row in out["conventions"]:
+        assert set(row) in (ROW_FIELDS, ERROR_FIELDS), row
+    values = {row["id"]: round(row["value"], 4) for row in out["conventions"]}
+    assert values["torch"] == 1.1484
+    assert values["textbook"] == 1.3157
+    assert values["article_loop"] == 3.9470
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+async def test_reduction_other_than_mean_is_refused(
+    client: httpx.AsyncClient, name: str, reduction: str
+) -> None:
+    body = registry.require(name).example() | {"reduction": reduction}
+    r = await client.post(f"/v1/conventions/{name}", json=body)
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["field"] == "reduction"
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_examples_answer(client: httpx.AsyncClient, name: str) -> None:
+    r = await client.post(f"/v1/conventions/{name}", json=registry.require(name).example())
+    assert r.status_code == 200, r.text
+    rows = r.json()["conventions"]
+    assert rows[0]["id"] == "torch"
+    assert rows[0]["agrees_with_torch"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "sample"), ERROR_CASES, ids=[f"{n}-{s.note}" for n, s in ERROR_CASES]
+)
+async def test_validation_is_that_of_the_loss(
+    client: httpx.AsyncClient, name: str, sample: ErrorSample
+) -> None:
+    """Every error sample of the loss is refused the same way by both endpoints."""
+    a = await client.post(f"/v1/losses/{name}", json=sample.body)
+    b = await client.post(f"/v1/conventions/{name}", json=sample.body)
+    assert b.status_code == a.status_code == sample.status
+    problem: dict[str, Any] = b.json()
+    assert problem["field"] == a.json()["field"] == sample.field
+    assert problem["detail"] == a.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "no_such_loss"])
+async def test_other_names_are_404(client: httpx.AsyncClient, name: str) -> None:
+    r = await client.post(f"/v1/conventions/{name}", json={})
+    assert r.status_code == 404
+    assert "cross_entropy" in r.json()["detail"]
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/v1/conventions/cross_entropy",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400
