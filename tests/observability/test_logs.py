@@ -3,11 +3,11 @@ lines (probes dropped unless asked for), and never a request body or an API key.
 
 from __future__ import annotations
 
-import io
 import logging
-import logging.config
+import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,10 +15,10 @@ import orjson
 import pytest
 
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
-from service.observability.logs import REDACTED, JsonFormatter, TextFormatter, log_config
-from tests.conftest import cpu_settings
+from service.observability.logs import REDACTED, JsonFormatter, TextFormatter
 from tests.server import LiveServer, live_server
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "obs-test-key-7f3a9c"
 WRONG_KEY = "obs-wrong-key-51b2e8"
 #: A value that only a request body holds: it must never reach a log line.
@@ -71,34 +71,27 @@ def test_a_configured_key_is_redacted_wherever_it_appears(formatter: type[TextFo
     assert REDACTED in line
 
 
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """dictConfig changes process-wide loggers; put them back for the other tests."""
-    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "service", "torch"]
-    saved = [
-        (logging.getLogger(n), logging.getLogger(n).handlers[:], logging.getLogger(n).level)
-        for n in names
-    ]
-    propagate = {n: logging.getLogger(n).propagate for n in names}
-    try:
-        yield
-    finally:
-        for logger, handlers, level in saved:
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-            logger.propagate = propagate[logger.name if logger.name != "root" else ""]
+LOGGING_PROBE = """
+import logging, logging.config, sys
+from service.observability.logs import log_config
+from service.settings import Settings
+logging.config.dictConfig(log_config(Settings(device="cpu", log_format="json")))
+logging.getLogger(sys.argv[1]).warning("from %s", sys.argv[1])
+"""
 
 
-@pytest.mark.usefixtures("restored_logging")
 @pytest.mark.parametrize("logger", ["uvicorn.error", "uvicorn.access", "service.api", "torch"])
-def test_uvicorn_and_the_service_share_one_json_formatter(
-    logger: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stream = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", stream)
-    logging.config.dictConfig(log_config(cpu_settings(log_format="json")))
-    logging.getLogger(logger).warning("from %s", logger)
-    out = orjson.loads(stream.getvalue().strip())
+def test_uvicorn_and_the_service_share_one_json_formatter(logger: str) -> None:
+    # in a fresh interpreter: dictConfig closes every handler of the process it runs in
+    done = subprocess.run(
+        [sys.executable, "-c", LOGGING_PROBE, logger],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out = orjson.loads(done.stderr.strip().splitlines()[-1])
     assert (out["logger"], out["level"], out["message"]) == (logger, "warning", f"from {logger}")
 
 
