@@ -11,10 +11,11 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from service import __version__
 from service.api import conventions, docs, health, page, problems, v2
-from service.api.inline import InlineSmallLosses
+from service.api.inline import InlineSmallLosses, SmallFront
 from service.api.losses import build_router
 from service.api.middleware import (
     HEALTH_PREFIX,
@@ -23,6 +24,7 @@ from service.api.middleware import (
     ApiKeys,
     BodyLimit,
     RequestId,
+    RequestIds,
 )
 from service.api.state import ServiceState
 from service.dataplane import Dataplane
@@ -42,6 +44,33 @@ where the input looks like a mistake (probabilities passed as logits, and the li
 """
 
 
+class ServiceApp(FastAPI):
+    """FastAPI, with the small loss requests answered by ``front`` before its middleware stack
+    (``service.api.inline.SmallFront``); everything else goes through the stack as usual.
+    ``observe`` (``service.observability.requests.ObserveRequests``) wraps both, so that every
+    answer is counted and logged in one place."""
+
+    front: SmallFront | None = None
+    observe: ObserveRequests | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observe = self.observe
+        if observe is not None:
+            await observe(scope, receive, send)
+        else:
+            await self.dispatch(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The front for the requests it takes, the middleware stack for the rest."""
+        front = self.front
+        if front is not None:
+            name = front.takes(scope)
+            if name is not None:
+                await front.answer(name, scope, receive, send, super().__call__)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Raises ``DeviceUnavailable`` when the configured device does not exist."""
     settings = settings or get_settings()
@@ -59,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         state.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="loss-service",
         version=__version__,
         description=DESCRIPTION,
@@ -80,11 +109,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost, so added first: the middleware installed after it (request ids, API keys,
     # body limit, admission gate) wraps it and sees every request it answers.
     app.add_middleware(InlineSmallLosses, state=state)
-    install_middleware(app, settings, state)
-    # Outermost of all: it sees every answer, the refusals and the inline ones included.
+    ids = RequestIds()
+    install_middleware(app, settings, state, ids)
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    checker = ApiKeys(app, keys, settings.open_docs) if keys else None
+    app.front = SmallFront(state, ids, checker, enabled=not settings.cors_origins)
+    # Around the front and the stack alike: it sees every answer, the refusals, the inline ones
+    # and those of the front included.
     labels = RouteLabels(lambda: app.router.routes)
-    app.add_middleware(
-        ObserveRequests, labels=labels, metrics=metrics, log_probes=settings.log_probes
+    app.observe = ObserveRequests(
+        app.dispatch, labels=labels, metrics=metrics, log_probes=settings.log_probes
     )
     return app
 
@@ -99,7 +133,9 @@ def install_metrics(app: FastAPI, metrics: Metrics) -> None:
         return Response(content, headers={"Content-Type": content_type})
 
 
-def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) -> None:
+def install_middleware(
+    app: FastAPI, settings: Settings, state: ServiceState, ids: RequestIds | None = None
+) -> None:
     """Outermost first: request id, answer to cancelled requests, CORS, API keys, body limit,
     admission gate. Each ``add_middleware`` wraps the ones added before it, hence the reverse
     order here."""
@@ -135,7 +171,7 @@ def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) ->
             max_age=600,
         )
     app.add_middleware(AnswerCancelled, retry_after=settings.retry_after)
-    app.add_middleware(RequestId)
+    app.add_middleware(RequestId, ids=ids)
 
 
 def document_api_keys(app: FastAPI) -> None:

@@ -9,10 +9,8 @@ the per-dtype tolerance, and gathers warnings. Each step happens once.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +20,9 @@ from pydantic import ValidationError
 
 from service import fastjson, losses
 from service.arrays import ArrayLimitError, ArrayLimits, check_json_depth
+from service.comparison import Comparison as Comparison
+from service.comparison import compare as compare
+from service.comparison import comparison_dict as comparison_dict
 from service.device import is_device_fault, release_memory
 from service.dtypes import LOW_PRECISION, TORCH_DTYPES
 from service.errors import (
@@ -32,12 +33,18 @@ from service.errors import (
     MalformedBody,
     NotFound,
 )
-from service.losses import registry
-from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, Tolerance
+from service.losses import cross_entropy_small, registry
+from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference
 from service.precision import PRECISION, precision_table
 from service.settings import Settings
 
 log = logging.getLogger("service.dataplane")
+
+T = TypeVar("T")
+
+SmallPath = Callable[..., dict[str, Any] | None]
+"""A loss's plain-Python path for small bodies (``service.losses.cross_entropy_small``): the
+general path's response for the bodies it accepts, ``None`` for the others."""
 
 GRAD = "grad"
 
@@ -47,13 +54,6 @@ _NUMPY_TWINS: dict[torch.dtype, np.dtype[Any]] = {
     torch.float64: np.dtype(np.float64),
     torch.int64: np.dtype(np.int64),
 }
-
-
-@dataclass(frozen=True)
-class Comparison:
-    max_abs_diff: float
-    max_rel_diff: float
-    agrees: bool
 
 
 class Dataplane:
@@ -66,6 +66,12 @@ class Dataplane:
         self.limits = limits_of(settings)
         self.on_disagreement: Callable[[str, str], None] | None = None
         """Called with ``(loss, dtype)`` for each response whose reference disagrees (metrics)."""
+        self._device_name = str(device)
+        # Plain-Python paths for small bodies of the common losses, same bytes as the general
+        # path (on the CPU only: elsewhere the tensors must go to the device the general way).
+        self.small_paths: dict[str, SmallPath] = (
+            {"cross_entropy": cross_entropy_small.compute} if device.type == "cpu" else {}
+        )
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -89,6 +95,10 @@ class Dataplane:
         if fast is not None:
             return fast, False  # tensor lists are already numeric arrays
         return parse_json(raw, self.limits), b"true" in raw or b"false" in raw
+
+    def _disagreed(self, name: str, dtype: str) -> None:
+        if self.on_disagreement is not None:
+            self.on_disagreement(name, dtype)
 
     def loss(self, name: str) -> Loss[Any]:
         loss = registry.get(name)
@@ -116,6 +126,22 @@ class Dataplane:
         return params
 
     def compute(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> dict[str, Any]:
+        small = self.small_paths.get(loss.name)
+        if small is not None:
+            answer = small(
+                loss,
+                body,
+                default_dtype=self.settings.dtype,
+                default_reference=self.settings.reference,
+                device=self._device_name,
+                limits=self.limits,
+                guard=self.guarded_torch,
+            )
+            if answer is not None:
+                reference = answer["reference"]
+                if reference is not None and not reference["agrees"]:
+                    self._disagreed(loss.name, answer["dtype"])
+                return answer
         params = self.validate(loss, body, may_hold_bools=may_hold_bools)
         dtype = params.dtype or self.settings.dtype
         want_reference = self.settings.reference if params.reference is None else params.reference
@@ -128,7 +154,7 @@ class Dataplane:
             "value": value,
             "reduction": getattr(params, "reduction", None),
             "dtype": dtype,
-            "device": str(self.device),
+            "device": self._device_name,
             "shape": list(value.shape),
             **prep.facts,
             "denominator": None,
@@ -144,8 +170,8 @@ class Dataplane:
         if want_reference and ref is not None:
             tol = loss.tolerance(dtype)
             cmp = compare(value, ref.value, tol, prep.scale)
-            if not cmp.agrees and self.on_disagreement is not None:
-                self.on_disagreement(loss.name, dtype)
+            if not cmp.agrees:
+                self._disagreed(loss.name, dtype)
             response["denominator"] = ref.denominator if params_reduces(params) else None
             response["reference"] = {
                 "value": ref.value,
@@ -179,28 +205,41 @@ class Dataplane:
     def _run_torch(
         self, loss: Loss[Any], params: LossParams, prep: Prepared, dtype: str, want_grad: bool
     ) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
+        return self.guarded_torch(
+            loss, dtype, lambda: self._torch(loss, params, prep, dtype, want_grad)
+        )
+
+    def _torch(
+        self, loss: Loss[Any], params: LossParams, prep: Prepared, dtype: str, want_grad: bool
+    ) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
         torch_dtype = TORCH_DTYPES[dtype]
+        tensors: dict[str, torch.Tensor] = {}
+        for name, arr in prep.arrays.items():
+            t = self._tensor(arr, torch_dtype if name in prep.floating else torch.int64)
+            if want_grad and name in prep.floating and name in loss.differentiable:
+                t.requires_grad_(True)
+            tensors[name] = t
+        if want_grad:
+            out = loss.torch_loss(params, tensors)
+            leaves = {k: t for k, t in tensors.items() if t.requires_grad}
+            grads: dict[str, npt.NDArray[Any]] = {}
+            if leaves and out.requires_grad:
+                got = torch.autograd.grad(out.sum(), list(leaves.values()), allow_unused=True)
+                grads = {
+                    k: to_numpy(g) if g is not None else np.zeros(leaves[k].shape)
+                    for k, g in zip(leaves, got, strict=True)
+                }
+            return to_numpy(out.detach()), grads
+        with torch.inference_mode():
+            out = loss.torch_loss(params, tensors)
+            return to_numpy(out), {}
+
+    def guarded_torch(self, loss: Loss[Any], dtype: str, fn: Callable[[], T]) -> T:
+        """``fn()``, a torch computation, with its failures sorted: the device's (out of memory,
+        CUDA errors: ``DeviceError``, 503) from the input's (``InvalidInput``, 422). The
+        small-request paths run their torch call through this too."""
         try:
-            tensors: dict[str, torch.Tensor] = {}
-            for name, arr in prep.arrays.items():
-                t = self._tensor(arr, torch_dtype if name in prep.floating else torch.int64)
-                if want_grad and name in prep.floating and name in loss.differentiable:
-                    t.requires_grad_(True)
-                tensors[name] = t
-            if want_grad:
-                out = loss.torch_loss(params, tensors)
-                leaves = {k: t for k, t in tensors.items() if t.requires_grad}
-                grads: dict[str, npt.NDArray[Any]] = {}
-                if leaves and out.requires_grad:
-                    got = torch.autograd.grad(out.sum(), list(leaves.values()), allow_unused=True)
-                    grads = {
-                        k: to_numpy(g) if g is not None else np.zeros(leaves[k].shape)
-                        for k, g in zip(leaves, got, strict=True)
-                    }
-                return to_numpy(out.detach()), grads
-            with torch.inference_mode():
-                out = loss.torch_loss(params, tensors)
-                return to_numpy(out), {}
+            return fn()
         except torch.OutOfMemoryError as exc:
             release_memory(self.device)
             raise DeviceError(f"the device ran out of memory computing {loss.name}") from exc
@@ -304,46 +343,6 @@ def to_numpy(t: torch.Tensor) -> npt.NDArray[Any]:
     if t.dtype == torch.bfloat16:
         t = t.float()
     return t.cpu().numpy()
-
-
-def compare(
-    got: npt.NDArray[Any], want: npt.NDArray[np.float64], tol: Tolerance, scale: float
-) -> Comparison:
-    """Element-wise agreement; NaN and infinities agree only with themselves."""
-    a = np.asarray(got, dtype=np.float64)
-    b = np.asarray(want, dtype=np.float64)
-    if a.shape != b.shape:
-        return Comparison(float("inf"), float("inf"), False)
-    if a.ndim == 0:
-        return _compare_scalar(float(a), float(b), tol, scale)
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
-    finite = np.isfinite(a) & np.isfinite(b)
-    if not np.all(same | finite):
-        return Comparison(float("inf"), float("inf"), False)
-    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
-        diff = np.where(same, 0.0, np.abs(a - b))
-    if diff.size == 0:
-        return Comparison(0.0, 0.0, True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(diff == 0, 0.0, diff / np.abs(b))
-    ok = bool(np.all(diff <= tol.atol * scale + tol.rtol * np.abs(np.where(finite, b, 0.0))))
-    return Comparison(float(diff.max()), float(rel.max()), ok)
-
-
-def _compare_scalar(a: float, b: float, tol: Tolerance, scale: float) -> Comparison:
-    """``compare`` for one number (every reduced loss), in plain floats: same rules, no arrays."""
-    same = a == b or (math.isnan(a) and math.isnan(b))
-    finite = math.isfinite(a) and math.isfinite(b)
-    if not (same or finite):
-        return Comparison(float("inf"), float("inf"), False)
-    diff = 0.0 if same else abs(a - b)
-    rel = 0.0 if diff == 0 else (diff / abs(b) if b else float("inf"))
-    ok = diff <= tol.atol * scale + tol.rtol * abs(b if finite else 0.0)
-    return Comparison(diff, rel, ok)
-
-
-def comparison_dict(c: Comparison) -> dict[str, Any]:
-    return {"max_abs_diff": c.max_abs_diff, "max_rel_diff": c.max_rel_diff, "agrees": c.agrees}
 
 
 def warning_dict(w: LossWarning) -> dict[str, Any]:

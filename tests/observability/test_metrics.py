@@ -17,7 +17,7 @@ from service import dataplane as dataplane_module
 from service.app import create_app
 from service.dataplane import Comparison
 from service.errors import DeviceError
-from service.losses import registry
+from service.losses import cross_entropy_small, registry
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
 from service.observability.metrics import DURATION_BUCKETS, REASONS
 from service.settings import Settings
@@ -334,25 +334,41 @@ async def test_in_flight_and_queued_follow_admission_control(
         assert await gauges(client) == (0.0, 0.0)
 
 
+@pytest.mark.parametrize(
+    ("module", "names", "reference"),
+    [
+        # the general path (mse_loss) and the plain-Python small path of cross_entropy
+        (dataplane_module, ("compare",), "mse_loss"),
+        (cross_entropy_small, ("compare_scalar", "compare_floats"), "cross_entropy"),
+    ],
+)
 async def test_reference_disagreements_are_counted_per_loss_and_dtype(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    module: Any,
+    names: tuple[str, ...],
+    reference: str,
 ) -> None:
+    loss = registry.get(reference)
+    assert loss is not None
+    path = f"/v1/losses/{reference}"
     before = await scrape(client)
-    agreeing = await client.post(CE, content=SMALL)
+    agreeing = await client.post(path, json=loss.example())
     assert agreeing.json()["reference"]["agrees"] is True
 
     def disagree(*args: Any, **kwargs: Any) -> Comparison:
         return Comparison(1.0, 1.0, False)
 
-    monkeypatch.setattr(dataplane_module, "compare", disagree)
+    for name in names:
+        monkeypatch.setattr(module, name, disagree)
     for dtype in ("float32", "float64", "float64"):
-        answer = await client.post(CE, json={**ARTICLE, "dtype": dtype})
+        answer = await client.post(path, json={**loss.example(), "dtype": dtype})
         assert answer.json()["reference"]["agrees"] is False
     monkeypatch.undo()
     after = await scrape(client)
     assert delta(before, after, "loss_service_reference_disagreements_total") == {
-        labels(loss="cross_entropy", dtype="float32"): 1,
-        labels(loss="cross_entropy", dtype="float64"): 2,
+        labels(loss=reference, dtype="float32"): 1,
+        labels(loss=reference, dtype="float64"): 2,
     }
 
 
