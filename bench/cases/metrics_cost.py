@@ -83,9 +83,11 @@ def run(ctx: Context) -> list[Figure]:
         if servers.request(off.port, "GET", "/metrics")[0] != 404:
             raise RuntimeError("metrics are not off in the 'off' server")
         rps_ratios, cpu_ratios, rows = [], [], []
-        for _ in range(args.rounds):
+        for i in range(args.rounds):
             measured = {}
-            for name, server in (("off", off), ("on", on)):
+            # which goes first alternates, so that a drift in the machine's load favours neither
+            pair = [("off", off), ("on", on)]
+            for name, server in pair if i % 2 == 0 else pair[::-1]:
                 cpu0 = cpu_seconds(server.pid)
                 result = load(server.url(PATH), body, args.seconds, 8, ctx.workdir)
                 cpu = cpu_seconds(server.pid) - cpu0
