@@ -31,11 +31,11 @@ from service.errors import (
     InvalidInput,
     LimitExceeded,
     MalformedBody,
-    NotFound,
 )
 from service.losses import cross_entropy_small, registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference
 from service.precision import PRECISION, precision_table
+from service.schema import inline_defs
 from service.settings import Settings
 
 log = logging.getLogger("service.dataplane")
@@ -101,10 +101,9 @@ class Dataplane:
             self.on_disagreement(name, dtype)
 
     def loss(self, name: str) -> Loss[Any]:
-        loss = registry.get(name)
-        if loss is None:
-            raise NotFound(f"no loss named {name!r}; GET /v1/losses lists them")
-        return loss
+        """The loss answering to ``name`` (functional or ``torch.nn`` module name); a 404
+        suggesting the closest names otherwise."""
+        return registry.resolve(name)
 
     def validate(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> LossParams:
         if not isinstance(body, dict):
@@ -309,6 +308,15 @@ class Dataplane:
         self.compute(loss, loss.example())
 
 
+#: Warning codes the data plane gives for any loss (beside each loss's ``warning_codes``).
+GENERAL_WARNINGS: frozenset[str] = frozenset({"low_precision_dtype", "value_overflow"})
+
+
+def warning_codes(loss: Loss[Any]) -> list[str]:
+    """Every warning code ``loss`` can give, its own and the data plane's, sorted."""
+    return sorted(loss.warning_codes | GENERAL_WARNINGS)
+
+
 def params_reduces(params: LossParams) -> bool:
     """Whether the reduction divides by a denominator: 'mean', or a loss's own such as
     'batchmean'; 'none' and 'sum' divide by nothing."""
@@ -363,7 +371,7 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
 
 def describe(loss: Loss[Any]) -> dict[str, Any]:
     """What GET /v1/losses says of one loss: inputs, parameters, formula and an example."""
-    schema = loss.params_model.model_json_schema()
+    schema = inline_defs(loss.params_model.model_json_schema())
     props: Mapping[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
     fields = loss.params_model.model_fields
@@ -379,6 +387,7 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         params[key] = entry
     return {
         "name": loss.name,
+        "module": loss.module,
         "summary": loss.summary,
         "formula": loss.formula,
         "inputs": [
@@ -392,5 +401,6 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         ],
         "parameters": params,
         "extras": [GRAD, PRECISION, *loss.extras],
+        "warning_codes": warning_codes(loss),
         "example": loss.example(),
     }

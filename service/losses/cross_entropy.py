@@ -84,6 +84,15 @@ class CrossEntropyParams(LossParams):
 @register
 class CrossEntropy(Loss[CrossEntropyParams]):
     name = "cross_entropy"
+    module = "CrossEntropyLoss"
+    warning_codes = frozenset(
+        {
+            "all_targets_ignored",
+            "input_looks_like_probabilities",
+            "target_not_a_distribution",
+            "weight_with_probabilities",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Cross-entropy between logits and class indices or class probabilities."
     formula = (
