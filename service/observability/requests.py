@@ -4,8 +4,9 @@ request in the metrics and writes its access line.
 ``service.app.ServiceApp`` calls it around everything, so it sees every answer, whoever gives
 it: the routes, the middleware that refuses early (401, 413, 503 from the admission gate),
 ``service.api.inline`` (small loss requests answered before routing) and the small-request
-front that answers them before the middleware stack. So the counting lives in one place. The ``route`` label is the
-template of the route the path belongs to (``/v1/losses/{name}``), never the raw path, and
+front that answers them before the middleware stack. So the counting lives in one place. The
+``route`` label is the template of the route the path belongs to (``/v1/losses/{name}``), never
+the raw path, and
 ``unmatched`` for paths no route serves, so unknown paths cannot grow the label set. Templates
 are resolved from the app's own routes once per distinct path and cached (the cache is bounded:
 past its size new paths are resolved each time, not stored). A refusal's reason comes from the
