@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import torch
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from service import __version__
-from service.api import conventions, health, page, problems, v2
+from service.api import conventions, docs, health, page, problems, v2
 from service.api.inline import InlineSmallLosses, SmallFront
 from service.api.losses import build_router
 from service.api.middleware import (
@@ -29,6 +30,8 @@ from service.api.state import ServiceState
 from service.dataplane import Dataplane
 from service.device import resolve_device
 from service.memory import limit_malloc_arenas
+from service.observability.metrics import Metrics
+from service.observability.requests import METRICS_PATH, ObserveRequests, RouteLabels
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
@@ -43,11 +46,22 @@ where the input looks like a mistake (probabilities passed as logits, and the li
 
 class ServiceApp(FastAPI):
     """FastAPI, with the small loss requests answered by ``front`` before its middleware stack
-    (``service.api.inline.SmallFront``); everything else goes through the stack as usual."""
+    (``service.api.inline.SmallFront``); everything else goes through the stack as usual.
+    ``observe`` (``service.observability.requests.ObserveRequests``) wraps both, so that every
+    answer is counted and logged in one place."""
 
     front: SmallFront | None = None
+    observe: ObserveRequests | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observe = self.observe
+        if observe is not None:
+            await observe(scope, receive, send)
+        else:
+            await self.dispatch(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The front for the requests it takes, the middleware stack for the rest."""
         front = self.front
         if front is not None:
             name = front.takes(scope)
@@ -64,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     limit_malloc_arenas(settings.malloc_arenas)
-    state = ServiceState(settings=settings, dataplane=Dataplane(settings, device))
+    metrics = Metrics(device) if settings.metrics else None
+    state = ServiceState(settings=settings, dataplane=Dataplane(settings, device), metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by service.api.docs, from the service's own files
+        redoc_url=None,
     )
     app.state.service = state
     problems.install(app)
@@ -86,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.build_router())
     app.include_router(conventions.build_router())
     page.install(app)
+    docs.install(app)
+    if metrics is not None:
+        install_metrics(app, metrics)
     # Innermost, so added first: the middleware installed after it (request ids, API keys,
     # body limit, admission gate) wraps it and sees every request it answers.
     app.add_middleware(InlineSmallLosses, state=state)
@@ -94,7 +114,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keys = [key.get_secret_value() for key in settings.api_keys]
     checker = ApiKeys(app, keys, settings.open_docs) if keys else None
     app.front = SmallFront(state, ids, checker, enabled=not settings.cors_origins)
+    # Around the front and the stack alike: it sees every answer, the refusals, the inline ones
+    # and those of the front included.
+    labels = RouteLabels(lambda: app.router.routes)
+    app.observe = ObserveRequests(
+        app.dispatch, labels=labels, metrics=metrics, log_probes=settings.log_probes
+    )
     return app
+
+
+def install_metrics(app: FastAPI, metrics: Metrics) -> None:
+    """``GET /metrics``: the Prometheus exposition, open like health when API keys are set. A
+    plain function, so FastAPI runs it in a thread: merging several workers' files takes time."""
+
+    @app.get(METRICS_PATH, include_in_schema=False)
+    def scrape(request: Request) -> Response:
+        content, content_type = metrics.render(request.headers.get("accept"))
+        return Response(content, headers={"Content-Type": content_type})
 
 
 def install_middleware(

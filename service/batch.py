@@ -18,15 +18,23 @@ from typing import Any
 
 from service.dataplane import Dataplane, parse_json
 from service.errors import FieldError, InvalidInput, NotFound, ServiceError
+from service.losses import registry
 
 ITEM_KEYS = frozenset({"loss", "args"})
 
 Problem = Callable[[ServiceError, int], dict[str, Any]]
 """Renders item ``i``'s error as a problem object (the HTTP layer's RFC 9457 body)."""
 
+ItemObserver = Callable[[str, int], None]
+"""Told ``(loss, status)`` of each item: the loss's name when it is registered, else empty."""
+
 
 def run_batch(
-    dataplane: Dataplane, raw: bytes | bytearray, max_items: int, problem: Problem
+    dataplane: Dataplane,
+    raw: bytes | bytearray,
+    max_items: int,
+    problem: Problem,
+    observe: ItemObserver | None = None,
 ) -> dict[str, Any]:
     """``{"results": [...], "succeeded": n, "failed": m}``, one result per item, in order.
 
@@ -47,8 +55,15 @@ def run_batch(
             results.append({"status": exc.status, "problem": problem(exc, index)})
         else:
             results.append({"status": 200, "result": result})
+        if observe is not None:
+            observe(_loss_label(item), results[-1]["status"])
     failed = sum(r["status"] != 200 for r in results)
     return {"results": results, "succeeded": len(results) - failed, "failed": failed}
+
+
+def _loss_label(item: Any) -> str:
+    name = item.get("loss") if isinstance(item, dict) else None
+    return name if isinstance(name, str) and registry.get(name) is not None else ""
 
 
 def _items(body: Any, max_items: int) -> list[Any]:

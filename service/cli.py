@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from service.device import DeviceUnavailable, resolve_device
+from service.observability.logs import log_config
 from service.settings import Settings, get_settings
 from service.workers import prepare_environment, worker_count
 
@@ -66,6 +67,8 @@ def main(argv: Sequence[str] | None = None, app_factory: str = APP_FACTORY) -> i
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=log_config(settings),
+            access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace,
         )
         return 0
@@ -82,6 +85,10 @@ def main(argv: Sequence[str] | None = None, app_factory: str = APP_FACTORY) -> i
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # One format for uvicorn's lines and the service's; the access lines are the service's
+        # own (service.observability.requests), so uvicorn's are off.
+        log_config=log_config(settings),
+        access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace,
     )
     return 0

@@ -64,6 +64,8 @@ class Dataplane:
         self.settings = settings
         self.device = device
         self.limits = limits_of(settings)
+        self.on_disagreement: Callable[[str, str], None] | None = None
+        """Called with ``(loss, dtype)`` for each response whose reference disagrees (metrics)."""
         self._device_name = str(device)
         # Plain-Python paths for small bodies of the common losses, same bytes as the general
         # path (on the CPU only: elsewhere the tensors must go to the device the general way).
@@ -93,6 +95,10 @@ class Dataplane:
         if fast is not None:
             return fast, False  # tensor lists are already numeric arrays
         return parse_json(raw, self.limits), b"true" in raw or b"false" in raw
+
+    def _disagreed(self, name: str, dtype: str) -> None:
+        if self.on_disagreement is not None:
+            self.on_disagreement(name, dtype)
 
     def loss(self, name: str) -> Loss[Any]:
         """The loss answering to ``name`` (functional or ``torch.nn`` module name); a 404
@@ -131,6 +137,9 @@ class Dataplane:
                 guard=self.guarded_torch,
             )
             if answer is not None:
+                reference = answer["reference"]
+                if reference is not None and not reference["agrees"]:
+                    self._disagreed(loss.name, answer["dtype"])
                 return answer
         params = self.validate(loss, body, may_hold_bools=may_hold_bools)
         dtype = params.dtype or self.settings.dtype
@@ -160,6 +169,8 @@ class Dataplane:
         if want_reference and ref is not None:
             tol = loss.tolerance(dtype)
             cmp = compare(value, ref.value, tol, prep.scale)
+            if not cmp.agrees:
+                self._disagreed(loss.name, dtype)
             response["denominator"] = ref.denominator if params_reduces(params) else None
             response["reference"] = {
                 "value": ref.value,

@@ -111,6 +111,18 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the server."""
 
+    log_format: Literal["text", "json"] = "text"
+    """Log lines as text, or one JSON object per line (time, level, logger, message, fields)."""
+
+    log_probes: bool = False
+    """Whether access lines of /v2/health/* and /metrics are logged (probes drown the rest)."""
+
+    metrics: bool = True
+    """Whether requests are counted and GET /metrics serves them (Prometheus text format)."""
+
+    metrics_dir: str | None = None
+    """Directory of the workers' metric files with several workers (default: a fresh temp dir)."""
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:

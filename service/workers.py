@@ -21,6 +21,7 @@ import math
 import os
 from pathlib import Path
 
+from service.observability.metrics import prepare_multiprocess_dir
 from service.settings import Settings
 
 ENV_PREFIX = "LOSS_SERVICE_"
@@ -140,3 +141,8 @@ def prepare_environment(settings: Settings) -> None:
     add it here, never in ``create_app``, which runs once per worker."""
     for name in CLI_FIELDS:
         os.environ[ENV_PREFIX + name.upper()] = str(getattr(settings, name))
+    if settings.metrics and worker_count(settings.workers) > 1:
+        # Every worker writes its metrics to files in one directory, merged at each scrape;
+        # made (or emptied of a previous run's files) here, before any worker imports
+        # prometheus-client, which picks its storage from PROMETHEUS_MULTIPROC_DIR then.
+        prepare_multiprocess_dir(settings.metrics_dir)

@@ -91,7 +91,7 @@ def test_report_gives_each_case_its_command() -> None:
 
 def test_every_case_is_listed_and_selectable() -> None:
     assert set(cases.CASES) >= {"small", "large_json", "large_binary", "memory"}
-    assert set(cases.CASES) >= {"workers", "reference_memory", "burst_memory"}
+    assert set(cases.CASES) >= {"workers", "reference_memory", "burst_memory", "metrics_cost"}
     assert run.selected("large,small") == ["small", "large_json", "large_binary", "memory"]
     assert "catalogue" in run.selected("catalogue,small")
     assert run.selected("memory") == ["memory"]
@@ -115,3 +115,9 @@ def test_v2_json_body_carries_tensors_as_inputs_and_the_rest_as_parameters() -> 
         ("target", "INT64", [1]),
     ]
     assert body["parameters"] == {"reduction": "sum"}
+
+
+def test_metrics_cost_isolates_the_middleware_time() -> None:
+    from bench.cases import metrics_cost
+
+    assert 0 <= metrics_cost.middleware_cost_us(requests=50, rounds=2) < 1000

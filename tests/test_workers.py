@@ -128,10 +128,14 @@ def test_the_option_reads_counts_and_auto(text: str, expected: int | str) -> Non
 
 
 def test_the_parent_hands_the_command_line_to_workers_through_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name in ("HOST", "PORT", "DEVICE", "WORKERS"):
         monkeypatch.setenv(f"LOSS_SERVICE_{name}", "stale")  # restored after the test
+    # several workers: the parent also prepares the metrics directory (restored after the test,
+    # or every server that later tests start would inherit it)
+    (tmp_path / "counter_1.db").write_bytes(b"stale")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     settings = Settings(host="127.0.0.2", port=8123, device="cpu", workers=3)
     prepare_environment(settings)
     spawned = Settings()  # what a worker's get_settings() builds
@@ -141,3 +145,5 @@ def test_the_parent_hands_the_command_line_to_workers_through_the_environment(
         "cpu",
         3,
     )
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+    assert not (tmp_path / "counter_1.db").exists()

@@ -10,6 +10,7 @@ from bench.cases import (
     large_binary,
     large_json,
     memory,
+    metrics_cost,
     reference_memory,
     small,
     workers,
@@ -27,6 +28,7 @@ CASES: dict[str, Case] = {
         memory.CASE,
         reference_memory.CASE,
         burst_memory.CASE,
+        metrics_cost.CASE,
     )
 }
 

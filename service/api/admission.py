@@ -72,6 +72,12 @@ class Admission:
         self._lock = threading.Lock()
         self._jobs: SimpleQueue[_Job[Any] | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []  # the workers reading ``self._jobs``
+        self.watcher: Callable[[int, int], None] | None = None
+        """Called with ``(busy, waiting)`` whenever either changes, under the lock (metrics)."""
+
+    def _changed(self) -> None:
+        if self.watcher is not None:
+            self.watcher(self.busy, len(self._waiters))
 
     # -- the gate: requests inside the service --------------------------------------------------
 
@@ -129,6 +135,7 @@ class Admission:
         with self._lock:
             if self.busy < self.slots and not self._waiters:
                 self.busy += 1
+                self._changed()
                 return
             if len(self._waiters) >= self.queue:
                 raise self.overloaded(
@@ -137,6 +144,7 @@ class Admission:
                 )
             waiter = _Waiter(loop, loop.create_future())
             self._waiters.append(waiter)
+            self._changed()
         try:
             await asyncio.wait_for(waiter.future, timeout=max(0.0, deadline - loop.time()))
         except BaseException as exc:
@@ -144,6 +152,7 @@ class Admission:
             with self._lock:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)  # never granted
+                    self._changed()
                 elif waiter.future.done() and not waiter.future.cancelled():
                     holds_slot = True  # granted just as we gave up
                 else:
@@ -163,10 +172,12 @@ class Admission:
                 waiter = self._waiters.popleft()
                 try:
                     waiter.loop.call_soon_threadsafe(self._grant, waiter.future)
+                    self._changed()
                     return
                 except RuntimeError:  # its event loop is closed
                     continue
             self.busy -= 1
+            self._changed()
 
     def _grant(self, future: asyncio.Future[None]) -> None:
         if future.done():  # the waiter gave up meanwhile

@@ -90,7 +90,10 @@ async def compute_batch(request: Request) -> Response:
     item). Only a malformed envelope, or more than `max_batch_items` items, fails the batch."""
     state = get_state(request)
     raw = await read_body(request, state.settings.max_body_bytes)
-    work = partial(run_batch, state.dataplane, raw, state.settings.max_batch_items, _item_problem)
+    observe = state.metrics.batch_item if state.metrics is not None else None
+    work = partial(
+        run_batch, state.dataplane, raw, state.settings.max_batch_items, _item_problem, observe
+    )
     return json_response(await state.run(lambda: dumps(work())))
 
 

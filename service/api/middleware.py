@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.admission import Admission
+from service.api.docs import DOCS_PATHS, STATIC_PREFIX
 from service.api.problems import error_response
 from service.errors import (
     BodyTimeout,
@@ -37,9 +38,11 @@ log = logging.getLogger("service.api")
 REQUEST_ID = "x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 
-#: Paths open without an API key. Health must stay open for orchestrators' probes.
+#: Paths open without an API key. Health and metrics must stay open for orchestrators' probes
+#: and Prometheus' scrapes; the docs (pages, document, their static files) when ``open_docs``.
 HEALTH_PREFIX = "/v2/health/"
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+METRICS_PATH = "/metrics"
+DOCS_STATIC = STATIC_PREFIX + "/"
 #: The explainer page and its files (``service.api.page``): open with the docs, since they hold
 #: no data; the page asks for a key when the API it calls answers 401.
 PAGE_PATHS = frozenset({"/", "/explain"})
@@ -147,8 +150,8 @@ class AnswerCancelled:
 
 class ApiKeys:
     """Require one of the configured keys as ``Authorization: Bearer <key>`` or
-    ``X-API-Key: <key>``; health (and the docs and the explainer page, when ``open_docs``)
-    stays open.
+    ``X-API-Key: <key>``; health and metrics (and the docs and the explainer page, when
+    ``open_docs``) stay open.
 
     Keys are compared as SHA-256 digests with ``hmac.compare_digest`` against every configured
     key, so neither a key's length nor which key matched shows in the timing."""
@@ -159,10 +162,12 @@ class ApiKeys:
         self.open_docs = open_docs
 
     def is_open(self, path: str) -> bool:
-        if path.startswith(HEALTH_PREFIX):
+        if path.startswith(HEALTH_PREFIX) or path == METRICS_PATH:
             return True
         return self.open_docs and (
-            path in DOCS_PATHS or path in PAGE_PATHS or path.startswith(PAGE_STATIC_PREFIX)
+            path in DOCS_PATHS
+            or path in PAGE_PATHS
+            or path.startswith((DOCS_STATIC, PAGE_STATIC_PREFIX))
         )
 
     def presented(self, scope: Scope) -> bytes | None:

@@ -19,6 +19,9 @@ from starlette.routing import Match
 
 from service.errors import FieldError, ServiceError, Unauthorized, Unavailable
 
+PROBLEM_KEY = "problem_code"
+"""Where ``error_response`` leaves the code of the problem it rendered, in ``scope["state"]``."""
+
 log = logging.getLogger("service.api")
 
 PROBLEM_TYPE_BASE = "https://loss-service.dev/problems/"
@@ -42,6 +45,8 @@ def problem_body(
 
 
 def error_response(request: Request, exc: ServiceError) -> Response:
+    # The outermost middleware counts refusals by this code (service.observability.requests).
+    request.scope.setdefault("state", {})[PROBLEM_KEY] = exc.code
     headers: dict[str, str] = {}
     if isinstance(exc, Unavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))

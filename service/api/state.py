@@ -17,6 +17,7 @@ from service.api.admission import Admission
 from service.dataplane import Dataplane
 from service.errors import DeviceError, Unavailable
 from service.memory import IdleTrim
+from service.observability.metrics import Metrics
 from service.settings import Settings
 
 log = logging.getLogger("service.api")
@@ -32,6 +33,8 @@ class ServiceState:
     warm_up_error: str | None = None
     device_suspect: bool = False
     """Set when a computation failed on the device; the next readiness check re-probes it."""
+    metrics: Metrics | None = None
+    """The Prometheus metrics; None when ``settings.metrics`` is off."""
     admission: Admission = field(init=False)
     trim: IdleTrim = field(init=False)
     """Returns large requests' freed memory to the system once the service is idle."""
@@ -47,6 +50,9 @@ class ServiceState:
         )
         admission = self.admission
         self.trim = IdleTrim(lambda: admission.admitted > 0, delay=s.malloc_trim_delay)
+        if self.metrics is not None:
+            self.admission.watcher = self.metrics.admission_changed
+            self.dataplane.on_disagreement = self.metrics.disagreement
 
     async def ensure_ready(self) -> bool:
         """Warm the device up (in a worker thread), again after a device error; True when it
@@ -114,6 +120,8 @@ class ServiceState:
     def close(self) -> None:
         self.admission.close()
         self.trim.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 def get_state(request: Request) -> ServiceState:
