@@ -108,7 +108,8 @@ def image_env() -> dict[str, str]:
         if words and words[0].upper() == "ENV":
             for word in words[1:]:
                 key, sep, value = word.partition("=")
-                assert sep and "$" not in value, f"unsupported ENV form: {line.strip()}"
+                assert sep, f"unsupported ENV form: {line.strip()}"
+                assert "$" not in value, f"unsupported ENV form: {line.strip()}"
                 env[key] = value
     return env
 

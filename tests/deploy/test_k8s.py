@@ -165,9 +165,10 @@ def test_service_and_disruption_budget_select_the_pods(name: str) -> None:
     assert one(resources, "Service")["spec"]["selector"] == selector
     pdb = one(resources, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"] == selector
-    assert pdb["spec"]["minAvailable"] < one(resources, "HorizontalPodAutoscaler")["spec"][
-        "minReplicas"
-    ]
+    assert (
+        pdb["spec"]["minAvailable"]
+        < one(resources, "HorizontalPodAutoscaler")["spec"]["minReplicas"]
+    )
     (port,) = one(resources, "Service")["spec"]["ports"]
     assert port["targetPort"] == "http"
 

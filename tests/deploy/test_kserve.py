@@ -60,7 +60,12 @@ def set_path(resource: Resource, path: tuple[Any, ...], value: Any) -> Resource:
             "readOnlyRoot",
         ),
         ("servingruntime.yaml", ("metadata", "annotation"), {"a": "b"}, "annotation"),
-        ("inferenceservice.yaml", ("spec", "predictor", "model", "runtimeName"), "x", "runtimeName"),
+        (
+            "inferenceservice.yaml",
+            ("spec", "predictor", "model", "runtimeName"),
+            "x",
+            "runtimeName",
+        ),
         ("inferenceservice.yaml", ("spec", "predictor", "minReplica"), 1, "minReplica"),
         # Wrong types and shapes.
         ("servingruntime.yaml", ("spec", "protocolVersions"), "v2", "not of type 'array'"),
@@ -99,7 +104,10 @@ def test_runtime_speaks_v2_on_kserves_port() -> None:
     assert env["LOSS_SERVICE_PORT"] == "8080"
     assert env["LOSS_SERVICE_HOST"] == "0.0.0.0"
     assert env["LOSS_SERVICE_WORKERS"] == "1"
-    for probe, path in (("readinessProbe", "/v2/health/ready"), ("livenessProbe", "/v2/health/live")):
+    for probe, path in (
+        ("readinessProbe", "/v2/health/ready"),
+        ("livenessProbe", "/v2/health/live"),
+    ):
         assert container[probe]["httpGet"] == {"path": path, "port": 8080}
 
 
