@@ -20,11 +20,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, in their own layer: code changes do not reinstall torch. constraints.txt
-# pins the torch release that CI tests; any build of it (+cpu, +cuXXX) satisfies the pin.
-COPY pyproject.toml constraints.txt README.md ./
+# Dependencies first, in layers of their own: torch (constraints.txt pins the release that CI
+# tests; any build of it, +cpu or +cuXXX, satisfies the pin), then the rest of pyproject.toml's,
+# so that neither a code change nor a new dependency reinstalls torch.
+COPY constraints.txt ./
+RUN pip install --index-url "${TORCH_INDEX_URL}" -c constraints.txt torch
+COPY pyproject.toml README.md ./
 RUN mkdir service && touch service/__init__.py \
-    && pip install --index-url "${TORCH_INDEX_URL}" -c constraints.txt torch \
     && pip install -c constraints.txt . \
     && pip uninstall -y loss-service \
     && rm -rf service build ./*.egg-info

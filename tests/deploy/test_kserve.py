@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from tests.deploy.kserve_schema import CRD_FILES, CRD_SHA256, CRDS, errors
-from tests.deploy.manifests import KSERVE, Resource, container_env, image_user, load_file, one
+from tests.deploy.manifests import (
+    KSERVE,
+    Resource,
+    built,
+    container_env,
+    image_user,
+    load_file,
+    one,
+)
 
 FILES = ["servingruntime.yaml", "inferenceservice.yaml"]
 
@@ -132,3 +140,8 @@ def test_inference_service_uses_the_runtime() -> None:
     formats = {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
     assert model["modelFormat"]["name"] in formats
     assert "storageUri" not in model, "the losses need no model files"
+
+
+def test_runtime_runs_the_same_cpu_image_as_the_deployment() -> None:
+    (container,) = one(built("base"), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert runtime_container()["image"] == container["image"]
