@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bench import run
+from bench import bodies, cases, load, proc, report, run
 
 WRK_OUTPUT = """\
 Running 5s test @ http://127.0.0.1:8000/v1/losses/cross_entropy
@@ -24,19 +24,19 @@ Requests/sec:  11869.74
 
 
 def test_parse_wrk() -> None:
-    assert run.parse_wrk(WRK_OUTPUT) == (60525, 5.10, 12)
+    assert load.parse_wrk(WRK_OUTPUT) == (60525, 5.10, 12)
 
 
 def test_wrk_script_quotes_any_body(tmp_path: Path) -> None:
     body = b'{"a": [[1]], "b": "]=]"}'
-    script = run.wrk_script(body, tmp_path).read_text()
+    script = load.wrk_script(body, tmp_path).read_text()
     assert "[==[" in script
     assert body.decode() in script
 
 
 def test_binary_body_framing() -> None:
-    logits, target = run.large_arrays(rows=2, classes=3)
-    body, headers = run.large_binary_body(logits, target)
+    logits, target = bodies.large_arrays(rows=2, classes=3)
+    body, headers = bodies.large_binary_body(logits, target)
     header_length = int(headers["Inference-Header-Content-Length"])
     header = orjson.loads(body[:header_length])
     sizes = [i["parameters"]["binary_data_size"] for i in header["inputs"]]
@@ -47,15 +47,15 @@ def test_binary_body_framing() -> None:
 
 
 def test_json_body_is_what_a_float32_client_sends() -> None:
-    logits, target = run.large_arrays(rows=2, classes=3)
-    body = orjson.loads(run.large_json_body(logits, target))
+    logits, target = bodies.large_arrays(rows=2, classes=3)
+    body = orjson.loads(bodies.large_json_body(logits, target))
     assert np.array_equal(np.asarray(body["input"], dtype=np.float32), logits)
     assert body["reference"] is False
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_peak_rss_growth_sees_an_allocation() -> None:
-    with run.peak_rss_growth(os.getpid()) as measured:
+    with proc.peak_rss_growth(os.getpid()) as measured:
         block = np.ones(32 * 1024 * 1024 // 8)  # 32 MB, touched
         del block
     assert measured["growth_bytes"] >= 16e6
@@ -63,11 +63,38 @@ def test_peak_rss_growth_sees_an_allocation() -> None:
 
 def test_report_lists_each_figure_with_its_ratio() -> None:
     figures = [
-        run.Figure("small", "req/s", 300.0, "req/s", 100.0, "obvious", 3.0, ">= 2x", True),
-        run.Figure("large binary", "infer", 0, "", note="skipped: 404"),
+        report.Figure("small", "req/s", 300.0, "req/s", 100.0, "obvious", 3.0, ">= 2x", True),
+        report.Figure("large binary", "infer", 0, "", note="skipped: 404"),
     ]
-    text = run.report(figures, "python bench/run.py")
+    text = report.report(figures, "python bench/run.py")
     assert "3.00x" in text
     assert "met" in text
     assert "skipped: 404" in text
     assert text.endswith("reproduce: python bench/run.py")
+
+
+def test_report_gives_each_case_its_command() -> None:
+    figures = [
+        report.Figure("small", "req/s", 3.0, "req/s", 1.0, "obvious", 3.0, command="A"),
+        report.Figure("small", "cpu", 1.0, "us", 1.0, "bare", 1.0, command="A"),
+        report.Figure("memory", "rss", 1.0, "MB", 1.0, "body", 1.0, command="B"),
+    ]
+    lines = report.report(figures, "ALL").splitlines()
+    assert [line.strip() for line in lines if "reproduce" in line] == [
+        "reproduce: A",
+        "reproduce: B",
+        "reproduce: ALL",
+    ]
+
+
+def test_every_case_is_listed_and_selectable() -> None:
+    assert set(cases.CASES) >= {"small", "large_json", "large_binary", "memory"}
+    assert run.selected("large,small") == ["small", "large_json", "large_binary", "memory"]
+    assert run.selected("memory") == ["memory"]
+    with pytest.raises(SystemExit):
+        run.selected("nonsense")
+
+
+def test_case_command_keeps_the_options_but_the_case_list() -> None:
+    argv = ["--cases", "small,memory", "--seconds", "2", "--json=x.json"]
+    assert run.case_command(argv, "small") == "python bench/run.py --cases small --seconds 2"
