@@ -61,3 +61,10 @@ def large_binary_body(
         "Content-Type": "application/octet-stream",
     }
     return header + x + y, headers
+
+
+def burst_json_body(rows: int = 256, classes: int = 4000) -> bytes:
+    """One request of the burst case: float32 logits as JSON, reference on (the default)."""
+    logits, target = large_arrays(rows, classes)
+    body = {"input": logits, "target": target}
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

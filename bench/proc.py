@@ -55,3 +55,20 @@ def peak_rss_growth(pid: int) -> Iterator[dict[str, float]]:
         hwm = status_kib(pid, "VmHWM") if reset else peak[0]
         out["growth_bytes"] = max(hwm, peak[0]) * 1024.0 - base * 1024.0
         out["method"] = 1.0 if reset else 0.0
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The worker processes of a ``--workers N`` server: the children its multiprocessing
+    supervisor spawned (not its resource tracker), found in /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"multiprocessing.spawn" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)

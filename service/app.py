@@ -77,8 +77,18 @@ def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) ->
     """Outermost first: request id, answer to cancelled requests, CORS, API keys, body limit,
     admission gate. Each ``add_middleware`` wraps the ones added before it, hence the reverse
     order here."""
-    app.add_middleware(AdmissionGate, admission=state.admission)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
+    # The idle trim hears of large bodies from the body limit and of idleness from the gate.
+    trim = state.trim if state.trim.enabled else None
+    app.add_middleware(
+        AdmissionGate, admission=state.admission, on_idle=trim.idle if trim else None
+    )
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout,
+        on_large=trim.large if trim else None,
+        large_bytes=trim.large_bytes if trim else 1 << 20,
+    )
     keys = [key.get_secret_value() for key in settings.api_keys]
     if keys:
         app.add_middleware(ApiKeys, keys=keys, open_docs=settings.open_docs)

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """TCP port the server listens on."""
 
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
+    """Server processes sharing the port: a count, or ``auto`` for one per CPU the process may
+    use (affinity mask and cgroup CPU quota). Every limit below holds per worker."""
+
     dtype: DTypeName = Field(
         default="float32",
         validation_alias=AliasChoices(
@@ -44,7 +48,8 @@ class Settings(BaseSettings):
     not say."""
 
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
-    """Largest request body in bytes; larger ones get 413, refused on Content-Length unread."""
+    """Largest request body in bytes; larger ones get 413, refused on Content-Length unread.
+    This and every limit and bound below holds per worker process (see ``workers``)."""
 
     max_depth: int = Field(default=12, ge=2, le=64)
     """Deepest JSON nesting of a body (tensor rank plus the envelope), checked before parsing."""
@@ -62,10 +67,12 @@ class Settings(BaseSettings):
     """Most items in one batch request."""
 
     max_concurrency: int = Field(default=4, ge=1, le=256)
-    """Computations running at once (worker threads); a timed-out one counts until it ends."""
+    """Computations running at once in one worker process (its threads); a timed-out one counts
+    until it ends. N workers run up to N times as many."""
 
     max_queue: int = Field(default=32, ge=0)
-    """Requests let in beyond the computing ones (reading or waiting); past it, 503 at once."""
+    """Requests one worker process lets in beyond its computing ones (reading or waiting); past
+    it, 503 at once."""
 
     request_timeout: float = Field(default=60.0, gt=0)
     """Seconds a request may wait for a slot and compute: 503 if still queued, 504 if computing."""
@@ -93,6 +100,10 @@ class Settings(BaseSettings):
 
     malloc_arenas: int = Field(default=2, ge=0)
     """glibc malloc arenas shared by all threads (0: glibc's default); see service.memory."""
+
+    malloc_trim_delay: float = 1.0
+    """Seconds the service must be idle after a request with a body of 1 MiB or more before
+    freed memory goes back to the system (glibc ``malloc_trim``); negative: never."""
 
     inline_max_bytes: int = Field(default=4096, ge=0)
     """Loss bodies up to this many bytes are computed on the event loop, before routing; 0: none."""

@@ -89,6 +89,7 @@ def test_report_gives_each_case_its_command() -> None:
 
 def test_every_case_is_listed_and_selectable() -> None:
     assert set(cases.CASES) >= {"small", "large_json", "large_binary", "memory"}
+    assert set(cases.CASES) >= {"workers", "reference_memory", "burst_memory"}
     assert run.selected("large,small") == ["small", "large_json", "large_binary", "memory"]
     assert run.selected("memory") == ["memory"]
     with pytest.raises(SystemExit):

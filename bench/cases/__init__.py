@@ -4,11 +4,28 @@
 
 from __future__ import annotations
 
-from bench.cases import large_binary, large_json, memory, small
+from bench.cases import (
+    burst_memory,
+    large_binary,
+    large_json,
+    memory,
+    reference_memory,
+    small,
+    workers,
+)
 from bench.cases.base import Case, Context
 
 CASES: dict[str, Case] = {
-    c.name: c for c in (small.CASE, large_json.CASE, large_binary.CASE, memory.CASE)
+    c.name: c
+    for c in (
+        small.CASE,
+        workers.CASE,
+        large_json.CASE,
+        large_binary.CASE,
+        memory.CASE,
+        reference_memory.CASE,
+        burst_memory.CASE,
+    )
 }
 
 # names kept for the command lines people already have

@@ -16,7 +16,7 @@ import itertools
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -172,9 +172,13 @@ class AdmissionGate:
     """Count requests that carry a body in before the body is read; when the service already
     holds as many as it can compute and queue, answer 503 with ``Retry-After`` at once."""
 
-    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+    def __init__(
+        self, app: ASGIApp, admission: Admission, on_idle: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
         self.admission = admission
+        self.on_idle = on_idle
+        """Called on the loop when the last request in progress leaves (``IdleTrim.idle``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in _BODYLESS:
@@ -188,6 +192,8 @@ class AdmissionGate:
             await self.app(scope, receive, send)
         finally:
             self.admission.leave()
+            if self.on_idle is not None and not self.admission.admitted:
+                self.on_idle()
 
 
 class BodyLimit:
@@ -199,10 +205,20 @@ class BodyLimit:
     complete; should it fire first, it cancels the request's task, which is then answered 408.
     One timer costs far less than a timeout around every ``receive``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        timeout: float,
+        on_large: Callable[[], None] | None = None,
+        large_bytes: int = 1 << 20,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.on_large = on_large
+        """Called for a body of ``large_bytes`` or more (``IdleTrim.large``)."""
+        self.large_bytes = large_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -213,12 +229,15 @@ class BodyLimit:
             if not declared.strip().isdigit():
                 await refuse(scope, receive, send, MalformedBody("Content-Length is not a number"))
                 return
-            if int(declared) > self.max_bytes:
+            size = int(declared)
+            if size > self.max_bytes:
                 too_large = PayloadTooLarge(
-                    f"the body has {int(declared)} bytes; the limit is {self.max_bytes}"
+                    f"the body has {size} bytes; the limit is {self.max_bytes}"
                 )
                 await refuse(scope, receive, send, too_large)
                 return
+            if size >= self.large_bytes and self.on_large is not None:
+                self.on_large()
         chunked = header(scope, b"transfer-encoding") is not None
         task = asyncio.current_task()
         received = 0
@@ -250,6 +269,8 @@ class BodyLimit:
                 complete = True
             if complete and timer is not None:
                 timer.cancel()
+            if complete and chunked and received >= self.large_bytes and self.on_large:
+                self.on_large()
             return message
 
         async def send_tracked(message: Message) -> None:

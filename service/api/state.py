@@ -16,6 +16,7 @@ from fastapi import Request
 from service.api.admission import Admission
 from service.dataplane import Dataplane
 from service.errors import DeviceError, Unavailable
+from service.memory import IdleTrim
 from service.settings import Settings
 
 log = logging.getLogger("service.api")
@@ -32,6 +33,8 @@ class ServiceState:
     device_suspect: bool = False
     """Set when a computation failed on the device; the next readiness check re-probes it."""
     admission: Admission = field(init=False)
+    trim: IdleTrim = field(init=False)
+    """Returns large requests' freed memory to the system once the service is idle."""
     _warming: asyncio.Lock | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +45,8 @@ class ServiceState:
             timeout=s.request_timeout,
             retry_after=s.retry_after,
         )
+        admission = self.admission
+        self.trim = IdleTrim(lambda: admission.admitted > 0, delay=s.malloc_trim_delay)
 
     async def ensure_ready(self) -> bool:
         """Warm the device up (in a worker thread), again after a device error; True when it
@@ -99,6 +104,7 @@ class ServiceState:
 
     def close(self) -> None:
         self.admission.close()
+        self.trim.close()
 
 
 def get_state(request: Request) -> ServiceState:

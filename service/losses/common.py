@@ -175,6 +175,27 @@ def logsumexp(x: F64, axis: int) -> F64:
     return squeezed
 
 
+# -- large inputs: references computed in blocks of rows ----------------------------------------
+
+ROW_BLOCK_ELEMENTS = 1 << 17
+"""About how many numbers one block of rows holds (1 MiB of float64): a reference's temporaries
+are then a few of these, not a few copies of the whole input."""
+
+BLOCKED_ABOVE_ELEMENTS = 1 << 20
+"""Inputs with more numbers than this (8 MiB as float64) have their reference run row block by
+row block; smaller ones in one piece, where the loop would only cost time."""
+
+
+def row_blocks(rows: int, row_size: int, budget: int | None = None) -> list[slice]:
+    """Consecutive slices covering ``range(rows)``, each of about ``budget`` numbers
+    (``ROW_BLOCK_ELEMENTS``) when a row holds ``row_size``, at least one row per block. A row's
+    own arithmetic is the same in a block as in the whole array, so per-row results do not
+    depend on the blocking."""
+    per_block = ROW_BLOCK_ELEMENTS if budget is None else budget
+    step = max(1, per_block // max(1, row_size))
+    return [slice(start, min(rows, start + step)) for start in range(0, rows, step)]
+
+
 def log_softmax(x: F64, axis: int) -> F64:
     return x - np.expand_dims(logsumexp(x, axis), axis)
 

@@ -36,6 +36,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.common import (
+    BLOCKED_ABOVE_ELEMENTS,
     F64,
     ClassWeight,
     all_targets_ignored_warning,
@@ -49,6 +50,7 @@ from service.losses.common import (
     last_axis,
     logsumexp,
     require_shape,
+    row_blocks,
     scale_of,
     shape_str,
     take_class,
@@ -130,6 +132,8 @@ class CrossEntropy(Loss[CrossEntropyParams]):
     def reference(
         self, params: CrossEntropyParams, prep: Prepared, include: frozenset[str]
     ) -> Reference:
+        if _in_row_blocks(prep, include):
+            return self._reference_in_row_blocks(params, prep)
         # Each array is computed at most once and only when something reads it: this runs on
         # every request (the small ones are mostly NumPy call overhead), so the log-softmax,
         # the smoothing sum and the gradient's coefficients wait until they are needed.
@@ -191,6 +195,61 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             if not indices:
                 ref.grads["target"] = np.moveaxis(-(1 - eps) * g * w * logp(), -1, class_dim)
         return ref
+
+    def _reference_in_row_blocks(self, params: CrossEntropyParams, prep: Prepared) -> Reference:
+        """``reference`` for a large input and no extras: the same formulas, each block of rows
+        rounded to float64 and reduced over its classes before the next, so that the float64
+        copy of the input and its temporaries (``x - m``, ``exp``, ``log_softmax``) never exist
+        whole. Every per-row number is computed exactly as in one piece (the same operations
+        in the same order on the same row), so the answer is identical, byte for byte."""
+        raw = prep.arrays["input"]  # as sent, if its rounding was deferred
+        rounding = prep.deferred.get("input")
+        class_dim = class_axis(raw)
+        xm = last_axis(raw, class_dim)  # (N, ..., C), a view
+        n_classes = xm.shape[-1]
+        weight = prep.arrays.get("weight")
+        w: Any = 1.0 if weight is None else weight
+        eps = params.label_smoothing
+        indices = prep.facts["target_form"] == "class_indices"
+        per_row = xm.shape[:-1]
+        lse = np.empty(per_row)
+        smooth = np.empty(per_row) if eps > 0 else None
+        if indices:
+            kept, safe, w_y = at_targets(prep.arrays["target"], params.ignore_index, weight)
+            x_y = np.empty(per_row)
+        else:
+            t = last_axis(prep.arrays["target"], class_dim)
+            nll = np.empty(per_row)
+            target_term = np.empty(per_row)
+        for rows in row_blocks(xm.shape[0], xm[0].size):
+            xb = floating(xm[rows], rounding) if rounding else xm[rows]
+            lse_b = logsumexp(xb, axis=-1)
+            lse[rows] = lse_b
+            logp_b = xb - lse_b[..., None] if smooth is not None or not indices else None
+            if indices:
+                x_y[rows] = take_class(xb, safe[rows])
+            else:
+                nll[rows] = -(w * t[rows] * logp_b).sum(axis=-1)
+                target_term[rows] = (w * t[rows] * xb).sum(axis=-1)
+            if smooth is not None:
+                smooth[rows] = -(logp_b * w).sum(axis=-1)
+            del xb, logp_b
+        breakdown: dict[str, Any] = {"logsumexp": lse}
+        if indices:
+            nll = w_y * (lse - x_y)
+            denominator = float(w_y.sum())
+            breakdown |= {"target_logit": np.where(kept, x_y, 0.0), "weight": w_y, "ignored": ~kept}
+        else:
+            denominator = float(nll.size)
+            breakdown["target_term"] = target_term
+        if smooth is not None:
+            if indices:
+                smooth = np.where(kept, smooth, 0.0)
+            losses = (1 - eps) * nll + (eps / n_classes) * smooth
+            breakdown["smoothing_term"] = (eps / n_classes) * smooth
+        else:
+            losses = nll
+        return Reference.reduced(losses, params.reduction, denominator, breakdown)
 
     def warnings(self, params: CrossEntropyParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
@@ -300,6 +359,17 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         yield ErrorSample(ok | {"input": [[]], "target": [0]}, "input", "empty class dimension")
         yield ErrorSample(ok | {"input": 1.0}, "input", "no class dimension")
         yield ErrorSample(ok | {"ignore_index": 1.5}, "ignore_index", "fractional ignore_index")
+
+
+#: Extras that are arrays of the input's size: asked for, the reference runs in one piece.
+_WHOLE_ARRAY_EXTRAS = frozenset({"grad", "log_softmax", "softmax"})
+
+
+def _in_row_blocks(prep: Prepared, include: frozenset[str]) -> bool:
+    """Whether the reference runs in row blocks: a large input with rows (rank >= 2) and no
+    extra that is itself an array of the input's size."""
+    x = prep.arrays["input"]
+    return x.ndim >= 2 and x.size > BLOCKED_ABOVE_ELEMENTS and not include & _WHOLE_ARRAY_EXTRAS
 
 
 def _sums_to_one(sums: npt.NDArray[Any]) -> bool:

@@ -2,10 +2,12 @@
 plane, for tests that need computations to last (load) or to be in flight on cue (shutdown).
 
 - ``LOSS_SERVICE_TEST_DELAY``: seconds each computation sleeps before computing.
-- ``LOSS_SERVICE_TEST_HOLD_DIR``: each computation writes ``started-<n>`` there, then waits for a
-  file named ``release`` to appear before computing.
+- ``LOSS_SERVICE_TEST_HOLD_DIR``: each computation writes ``started-<pid>-<n>`` there, then waits
+  for a file named ``release`` to appear before computing.
 
-Everything else is ``python -m service``; the computation itself is the real one.
+Everything else is ``python -m service``; the computation itself is the real one. The hooks are
+installed by this module's app factory, so that workers spawned by ``--workers N`` (which build
+the app from the factory's import string) have them too.
 """
 
 from __future__ import annotations
@@ -16,16 +18,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+
+from service import app
 from service.cli import main
 from service.dataplane import Dataplane
+from service.settings import Settings
 
 HOLD_LIMIT = 120.0
 
 
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """``service.app.create_app`` with the hooks installed (once per process)."""
+    install_hooks()
+    return app.create_app(settings)
+
+
 def install_hooks() -> None:
-    # Held or delayed computations must run in worker threads, as large ones do: tiny bodies
-    # are otherwise computed on the event loop (service.api.inline), which a hold would block.
-    os.environ.setdefault("LOSS_SERVICE_INLINE_MAX_BYTES", "0")
+    if getattr(Dataplane.compute_json, "hooked", False):
+        return
     delay = float(os.environ.get("LOSS_SERVICE_TEST_DELAY", "0"))
     hold = os.environ.get("LOSS_SERVICE_TEST_HOLD_DIR")
     counter = itertools.count()
@@ -34,7 +45,7 @@ def install_hooks() -> None:
     def hooked(self: Dataplane, name: str, raw: bytes | bytearray) -> dict[str, Any]:
         if hold:
             directory = Path(hold)
-            (directory / f"started-{next(counter)}").touch()
+            (directory / f"started-{os.getpid()}-{next(counter)}").touch()
             deadline = time.monotonic() + HOLD_LIMIT
             while not (directory / "release").exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -42,9 +53,13 @@ def install_hooks() -> None:
             time.sleep(delay)
         return compute_json(self, name, raw)
 
+    hooked.hooked = True  # type: ignore[attr-defined]
     Dataplane.compute_json = hooked  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
-    install_hooks()
-    raise SystemExit(main())
+    # Held or delayed computations must run in worker threads, as large ones do: tiny bodies
+    # are otherwise computed on the event loop (service.api.inline), which a hold would block.
+    # Set before the settings are read; spawned workers inherit it.
+    os.environ.setdefault("LOSS_SERVICE_INLINE_MAX_BYTES", "0")
+    raise SystemExit(main(app_factory="tests.robustness.hooked_service:create_app"))
