@@ -64,10 +64,11 @@ def server() -> Iterator[LiveServer]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """GPU tests skip cleanly where torch sees no CUDA device."""
+    """GPU tests (the marker, not a parameter id such as an overlay named gpu) skip cleanly
+    where torch sees no CUDA device."""
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device; torch sees none")
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)

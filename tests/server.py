@@ -40,13 +40,19 @@ def live_server(
     args: tuple[str, ...] = (),
     startup_timeout: float = 60.0,
     module: str = "service",
+    cwd: str | None = None,
+    inherit_env: bool = True,
 ) -> Iterator[LiveServer]:
     """``python -m service`` (or another ``module`` that serves it, such as one with test hooks)
-    on 127.0.0.1 and a free port; waits until ready, stops it after."""
+    on 127.0.0.1 and a free port; waits until ready, stops it after. ``inherit_env=False`` gives
+    the process ``env`` alone (a manifest's environment), ``cwd`` its working directory."""
     port = free_port()
-    full_env = {**os.environ, "LOSS_SERVICE_DEVICE": "cpu", "PYTHONUNBUFFERED": "1", **(env or {})}
+    base_env = {**os.environ, "LOSS_SERVICE_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
+    full_env = {**(base_env if inherit_env else {}), **(env or {})}
     cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     server = LiveServer(proc, "127.0.0.1", port)
     try:
         deadline = time.monotonic() + startup_timeout
