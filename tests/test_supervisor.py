@@ -70,6 +70,7 @@ def cleanup() -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_reaches_every_worker_and_the_parent_exits_0(
     tmp_path: Path, sig: int, cleanup: list[subprocess.Popen[bytes]]
@@ -87,6 +88,7 @@ def test_a_signal_reaches_every_worker_and_the_parent_exits_0(
     assert len(starts(tmp_path)) == 2
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_after_serving_is_replaced(
     tmp_path: Path, cleanup: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -104,6 +106,7 @@ def test_a_worker_that_dies_after_serving_is_replaced(
     assert {p.name for p in tmp_path.glob("term-*")} == {f"term-{pid}" for pid in survivors}
 
 
+@pytest.mark.slow
 def test_a_worker_that_keeps_dying_is_restarted_with_growing_delays_and_never_given_up(
     tmp_path: Path, cleanup: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -119,6 +122,7 @@ def test_a_worker_that_keeps_dying_is_restarted_with_growing_delays_and_never_gi
     assert stop(proc) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_worker_that_cannot_start_is_given_up_after_three_attempts(
     tmp_path: Path, workers: int, cleanup: list[subprocess.Popen[bytes]]
@@ -137,6 +141,7 @@ def test_a_worker_that_cannot_start_is_given_up_after_three_attempts(
         assert gaps[1] >= 2 * BACKOFF_S - 0.05
 
 
+@pytest.mark.slow
 def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace(
     tmp_path: Path, cleanup: list[subprocess.Popen[bytes]]
 ) -> None:
