@@ -150,33 +150,39 @@ def serving_pid(port: int, client_port: int, pids: set[int]) -> int:
 
 def test_connections_opened_together_are_spread_over_the_workers() -> None:
     """wrk's and connection pools' pattern: open every connection, then send on each. With one
-    shared socket the first worker to wake accepted them all; with a socket each the kernel
-    spreads them (all 16 on one of two workers: 1 in 32,768)."""
+    shared socket the first worker to wake often accepted them all; with a socket each the
+    kernel spreads them. Three rounds of 16, each served by both workers (all 16 of a round on
+    one of two workers: 1 in 32,768)."""
     with live_server(env=QUIET, args=("--workers", "2")) as server:
         pids = settle(server, 2)
         wait_for(lambda: all(listening(pid, server.port) for pid in pids))
-        connections = [
-            http.client.HTTPConnection(server.host, server.port, timeout=30) for _ in range(16)
-        ]
-        try:
-            for connection in connections:
-                connection.connect()
-            served = []
-            for connection in connections:
-                connection.request(
-                    "POST", CE, json.dumps(BODY), {"content-type": "application/json"}
-                )
-                response = connection.getresponse()
-                payload = response.read()
-                assert response.status == 200, payload
-                assert abs(json.loads(payload)["value"] - torch_cross_entropy(BODY)) < 1e-6
-                assert isinstance(connection.sock, socket.socket)
-                client_port = connection.sock.getsockname()[1]
-                served.append(serving_pid(server.port, client_port, pids))
-        finally:
-            for connection in connections:
-                connection.close()
-        assert set(served) == pids, served
+        for _ in range(3):
+            served = serve_together(server, 16, pids)
+            assert set(served) == pids, served
+
+
+def serve_together(server: LiveServer, count: int, pids: set[int]) -> list[int]:
+    """Open ``count`` connections, then one request on each: the worker that served each."""
+    connections = [
+        http.client.HTTPConnection(server.host, server.port, timeout=30) for _ in range(count)
+    ]
+    try:
+        for connection in connections:
+            connection.connect()
+        served = []
+        for connection in connections:
+            connection.request("POST", CE, json.dumps(BODY), {"content-type": "application/json"})
+            response = connection.getresponse()
+            payload = response.read()
+            assert response.status == 200, payload
+            assert abs(json.loads(payload)["value"] - torch_cross_entropy(BODY)) < 1e-6
+            assert isinstance(connection.sock, socket.socket)
+            client_port = connection.sock.getsockname()[1]
+            served.append(serving_pid(server.port, client_port, pids))
+        return served
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 def test_a_worker_that_cannot_start_stops_the_service_with_status_1(tmp_path: Path) -> None:
