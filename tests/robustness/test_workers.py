@@ -64,6 +64,15 @@ def worker_pids(parent: int) -> set[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (not exited, not a zombie awaiting its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @contextmanager
 def only(pid: int, others: set[int]) -> Iterator[None]:
     """All workers but ``pid`` stopped (briefly: requests the kernel queues on their sockets
@@ -247,6 +256,11 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering() -> None:
         each_answers(server, pids)
         victim, survivor = sorted(pids)
         os.kill(victim, signal.SIGKILL)
+        # Each worker listens on its own SO_REUSEPORT socket: until the victim has exited (its
+        # memory is torn down before its files are closed), the kernel still queues some new
+        # connections on its socket, and resets them when it closes (net.ipv4.tcp_migrate_req=1
+        # would hand them to the survivor). From then on every connection reaches the survivor.
+        wait_for(lambda: not alive(victim), 10)
         deadline = time.monotonic() + 60
         while (now := worker_pids(server.process.pid)) == pids or len(now) < 2:
             assert answers(server, timeout=10)  # the survivor answers meanwhile
