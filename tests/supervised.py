@@ -32,20 +32,24 @@ def _started(directory: Path) -> None:
     (directory / f"start-{os.getpid()}-{time.monotonic():.3f}").touch()
 
 
-def _serve_until_sigterm(ready: Connection, directory: Path) -> None:
+def _on_sigterm_leave_a_file(directory: Path) -> None:
     def on_term(signum: int, frame: FrameType | None) -> None:
         (directory / f"term-{os.getpid()}").touch()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
+
+
+def _serve_until_sigterm(ready: Connection) -> None:
     notify_ready(ready)
     while True:
         time.sleep(0.05)
 
 
 def steady(ready: Connection, directory: Path) -> None:
+    _on_sigterm_leave_a_file(directory)  # before the start file: tests signal once they see it
     _started(directory)
-    _serve_until_sigterm(ready, directory)
+    _serve_until_sigterm(ready)
 
 
 def dies_at_start(ready: Connection, directory: Path) -> None:
@@ -54,11 +58,12 @@ def dies_at_start(ready: Connection, directory: Path) -> None:
 
 
 def dies_once(ready: Connection, directory: Path) -> None:
+    _on_sigterm_leave_a_file(directory)
     _started(directory)
     try:
         (directory / "died-once").open("x").close()
     except FileExistsError:
-        _serve_until_sigterm(ready, directory)
+        _serve_until_sigterm(ready)
     notify_ready(ready)
     time.sleep(0.3)
     os._exit(1)
@@ -72,8 +77,8 @@ def crash_loop(ready: Connection, directory: Path) -> None:
 
 
 def stubborn(ready: Connection, directory: Path) -> None:
-    _started(directory)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _started(directory)
     notify_ready(ready)
     while True:
         time.sleep(0.05)
