@@ -356,25 +356,36 @@ class Supervisor:
                 slot.ready = None
 
 
+def claim(host: str, port: int) -> tuple[socket.socket, bool]:
+    """The parent's socket for ``host:port``, and whether each worker binds its own.
+
+    A plain bind first, so that an address anything listens on is refused (``OSError``), even
+    another server with ``SO_REUSEPORT`` (a second loss-service on the same port would otherwise
+    join the first's group and share its connections). Then, where it balances, the reuse-port
+    socket that holds the port without listening (allowed beside the plain one: both have
+    ``SO_REUSEADDR`` and neither listens); else the plain socket, which all workers share."""
+    plain = bind(host, port, reuse_port=False)
+    if not reuse_port_balances():
+        return plain, False
+    try:
+        held = bind(host, plain.getsockname()[1], reuse_port=True)
+    except OSError:
+        return plain, False  # this kernel refuses the option
+    plain.close()
+    return held, True
+
+
 def serve(spec: WorkerSpec, workers: int) -> int:
     """Serve ``spec`` with ``workers`` processes until SIGTERM/SIGINT: 0 after a clean stop, 1
     when a worker cannot start, 2 (with one ``loss-service: ...`` line) when the address cannot
     be bound. ``spec.reuse_port`` is decided here: each worker binds its own socket where
     ``SO_REUSEPORT`` balances, else all serve one socket bound here."""
     uvicorn.Config(spec.app_factory, log_level=spec.log_level)  # configures uvicorn's logging
-    held: socket.socket | None = None
-    if reuse_port_balances():
-        try:
-            held = bind(spec.host, spec.port, reuse_port=True)
-        except OSError:
-            held = None  # refused by this kernel, or the port is taken: the shared bind says
-    reuse_port = held is not None
-    if held is None:
-        try:
-            held = bind(spec.host, spec.port, reuse_port=False)
-        except OSError as exc:
-            print(f"loss-service: cannot listen on {spec.host}:{spec.port}: {exc}", file=sys.stderr)
-            return 2
+    try:
+        held, reuse_port = claim(spec.host, spec.port)
+    except OSError as exc:
+        print(f"loss-service: cannot listen on {spec.host}:{spec.port}: {exc}", file=sys.stderr)
+        return 2
     held.set_inheritable(True)
     port = held.getsockname()[1]
     spec = replace(spec, port=port, reuse_port=reuse_port)

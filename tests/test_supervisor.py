@@ -208,3 +208,25 @@ def test_a_port_another_server_listens_on_is_refused(reuse_port: bool) -> None:
         with pytest.raises(OSError, match="in use") as info:
             supervisor.bind("127.0.0.1", other.getsockname()[1], reuse_port=reuse_port)
         assert info.value.errno == errno.EADDRINUSE
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balances on Linux")
+def test_the_parent_claims_a_free_port_with_a_reuse_port_socket_that_does_not_listen() -> None:
+    held, reuse_port = supervisor.claim("127.0.0.1", 0)
+    with held:
+        assert reuse_port
+        assert held.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        assert held.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0
+        port = held.getsockname()[1]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+@pytest.mark.parametrize("reuse_port", [True, False])
+def test_the_parent_refuses_a_port_another_server_listens_on(reuse_port: bool) -> None:
+    """Even one with SO_REUSEPORT (a second loss-service would otherwise share its port)."""
+    with supervisor.bind("127.0.0.1", 0, reuse_port=reuse_port) as other:
+        other.listen()
+        with pytest.raises(OSError, match="in use") as info:
+            supervisor.claim("127.0.0.1", other.getsockname()[1])
+        assert info.value.errno == errno.EADDRINUSE
