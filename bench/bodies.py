@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -61,6 +63,29 @@ def large_binary_body(
         "Content-Type": "application/octet-stream",
     }
     return header + x + y, headers
+
+
+def v2_json_body(example: dict[str, Any], tensor_inputs: tuple[str, ...]) -> bytes:
+    """A loss's ``/v1`` body as an Open Inference Protocol JSON request: each tensor an input
+    (FP32, or INT64 when all its values are integers), every other field a parameter. FP32
+    rather than FP64 because the ``/v1`` body computes in float32 too (``dtype`` follows the
+    first floating input's datatype)."""
+    inputs = []
+    for name in tensor_inputs:
+        if name not in example or example[name] is None:
+            continue
+        arr = np.asarray(example[name])
+        datatype = "INT64" if arr.dtype.kind in "iub" else "FP32"
+        inputs.append(
+            {
+                "name": name,
+                "shape": list(arr.shape),
+                "datatype": datatype,
+                "data": arr.ravel().tolist(),
+            }
+        )
+    parameters = {k: v for k, v in example.items() if k not in tensor_inputs}
+    return orjson.dumps({"inputs": inputs, "parameters": parameters})
 
 
 def burst_json_body(rows: int = 256, classes: int = 4000) -> bytes:

@@ -86,8 +86,9 @@ def obvious_cmd(port: int) -> list[str]:
     return [sys.executable, str(ROOT / "bench" / "obvious_service.py"), "--port", str(port)]
 
 
-def sink_cmd(port: int) -> list[str]:
-    return [sys.executable, str(ROOT / "bench" / "sink_service.py"), "--port", str(port)]
+def sink_cmd(port: int, answer_bytes: int | None = None) -> list[str]:
+    cmd = [sys.executable, str(ROOT / "bench" / "sink_service.py"), "--port", str(port)]
+    return cmd if answer_bytes is None else [*cmd, "--answer-bytes", str(answer_bytes)]
 
 
 @contextlib.contextmanager
@@ -107,10 +108,11 @@ def obvious() -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def sink() -> Iterator[Server]:
-    """The bare uvicorn app of ``bench/sink_service.py``."""
+def sink(answer_bytes: int | None = None) -> Iterator[Server]:
+    """The bare uvicorn app of ``bench/sink_service.py`` (answering a fixed JSON of
+    ``answer_bytes`` when given)."""
     port = free_port()
-    with serve("sink", sink_cmd(port), port, "/") as s:
+    with serve("sink", sink_cmd(port, answer_bytes), port, "/") as s:
         yield s
 
 

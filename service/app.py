@@ -10,10 +10,11 @@ from typing import Any
 import torch
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from service import __version__
 from service.api import conventions, health, page, problems, v2
-from service.api.inline import InlineSmallLosses
+from service.api.inline import InlineSmallLosses, SmallFront
 from service.api.losses import build_router
 from service.api.middleware import (
     HEALTH_PREFIX,
@@ -22,6 +23,7 @@ from service.api.middleware import (
     ApiKeys,
     BodyLimit,
     RequestId,
+    RequestIds,
 )
 from service.api.state import ServiceState
 from service.dataplane import Dataplane
@@ -37,6 +39,22 @@ PyTorch losses over HTTP. The body of `POST /v1/losses/<name>` holds the keyword
 value, an independent NumPy float64 reference beside it, a per-element breakdown and warnings
 where the input looks like a mistake (probabilities passed as logits, and the like).
 """
+
+
+class ServiceApp(FastAPI):
+    """FastAPI, with the small loss requests answered by ``front`` before its middleware stack
+    (``service.api.inline.SmallFront``); everything else goes through the stack as usual."""
+
+    front: SmallFront | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        if front is not None:
+            name = front.takes(scope)
+            if name is not None:
+                await front.answer(name, scope, receive, send, super().__call__)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         state.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="loss-service",
         version=__version__,
         description=DESCRIPTION,
@@ -71,11 +89,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost, so added first: the middleware installed after it (request ids, API keys,
     # body limit, admission gate) wraps it and sees every request it answers.
     app.add_middleware(InlineSmallLosses, state=state)
-    install_middleware(app, settings, state)
+    ids = RequestIds()
+    install_middleware(app, settings, state, ids)
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    checker = ApiKeys(app, keys, settings.open_docs) if keys else None
+    app.front = SmallFront(state, ids, checker, enabled=not settings.cors_origins)
     return app
 
 
-def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) -> None:
+def install_middleware(
+    app: FastAPI, settings: Settings, state: ServiceState, ids: RequestIds | None = None
+) -> None:
     """Outermost first: request id, answer to cancelled requests, CORS, API keys, body limit,
     admission gate. Each ``add_middleware`` wraps the ones added before it, hence the reverse
     order here."""
@@ -111,7 +135,7 @@ def install_middleware(app: FastAPI, settings: Settings, state: ServiceState) ->
             max_age=600,
         )
     app.add_middleware(AnswerCancelled, retry_after=settings.retry_after)
-    app.add_middleware(RequestId)
+    app.add_middleware(RequestId, ids=ids)
 
 
 def document_api_keys(app: FastAPI) -> None:

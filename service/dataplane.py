@@ -9,10 +9,8 @@ the per-dtype tolerance, and gathers warnings. Each step happens once.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +20,9 @@ from pydantic import ValidationError
 
 from service import fastjson, losses
 from service.arrays import ArrayLimitError, ArrayLimits, check_json_depth
+from service.comparison import Comparison as Comparison
+from service.comparison import compare as compare
+from service.comparison import comparison_dict as comparison_dict
 from service.device import is_device_fault, release_memory
 from service.dtypes import LOW_PRECISION, TORCH_DTYPES
 from service.errors import (
@@ -30,14 +31,20 @@ from service.errors import (
     InvalidInput,
     LimitExceeded,
     MalformedBody,
-    NotFound,
 )
-from service.losses import registry
-from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, Tolerance
+from service.losses import cross_entropy_small, registry
+from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference
 from service.precision import PRECISION, precision_table
+from service.schema import inline_defs
 from service.settings import Settings
 
 log = logging.getLogger("service.dataplane")
+
+T = TypeVar("T")
+
+SmallPath = Callable[..., dict[str, Any] | None]
+"""A loss's plain-Python path for small bodies (``service.losses.cross_entropy_small``): the
+general path's response for the bodies it accepts, ``None`` for the others."""
 
 GRAD = "grad"
 
@@ -49,13 +56,6 @@ _NUMPY_TWINS: dict[torch.dtype, np.dtype[Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class Comparison:
-    max_abs_diff: float
-    max_rel_diff: float
-    agrees: bool
-
-
 class Dataplane:
     """Computes losses for one device and one set of settings."""
 
@@ -64,6 +64,12 @@ class Dataplane:
         self.settings = settings
         self.device = device
         self.limits = limits_of(settings)
+        self._device_name = str(device)
+        # Plain-Python paths for small bodies of the common losses, same bytes as the general
+        # path (on the CPU only: elsewhere the tensors must go to the device the general way).
+        self.small_paths: dict[str, SmallPath] = (
+            {"cross_entropy": cross_entropy_small.compute} if device.type == "cpu" else {}
+        )
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -89,10 +95,9 @@ class Dataplane:
         return parse_json(raw, self.limits), b"true" in raw or b"false" in raw
 
     def loss(self, name: str) -> Loss[Any]:
-        loss = registry.get(name)
-        if loss is None:
-            raise NotFound(f"no loss named {name!r}; GET /v1/losses lists them")
-        return loss
+        """The loss answering to ``name`` (functional or ``torch.nn`` module name); a 404
+        suggesting the closest names otherwise."""
+        return registry.resolve(name)
 
     def validate(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> LossParams:
         if not isinstance(body, dict):
@@ -114,6 +119,19 @@ class Dataplane:
         return params
 
     def compute(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> dict[str, Any]:
+        small = self.small_paths.get(loss.name)
+        if small is not None:
+            answer = small(
+                loss,
+                body,
+                default_dtype=self.settings.dtype,
+                default_reference=self.settings.reference,
+                device=self._device_name,
+                limits=self.limits,
+                guard=self.guarded_torch,
+            )
+            if answer is not None:
+                return answer
         params = self.validate(loss, body, may_hold_bools=may_hold_bools)
         dtype = params.dtype or self.settings.dtype
         want_reference = self.settings.reference if params.reference is None else params.reference
@@ -126,7 +144,7 @@ class Dataplane:
             "value": value,
             "reduction": getattr(params, "reduction", None),
             "dtype": dtype,
-            "device": str(self.device),
+            "device": self._device_name,
             "shape": list(value.shape),
             **prep.facts,
             "denominator": None,
@@ -175,28 +193,41 @@ class Dataplane:
     def _run_torch(
         self, loss: Loss[Any], params: LossParams, prep: Prepared, dtype: str, want_grad: bool
     ) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
+        return self.guarded_torch(
+            loss, dtype, lambda: self._torch(loss, params, prep, dtype, want_grad)
+        )
+
+    def _torch(
+        self, loss: Loss[Any], params: LossParams, prep: Prepared, dtype: str, want_grad: bool
+    ) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
         torch_dtype = TORCH_DTYPES[dtype]
+        tensors: dict[str, torch.Tensor] = {}
+        for name, arr in prep.arrays.items():
+            t = self._tensor(arr, torch_dtype if name in prep.floating else torch.int64)
+            if want_grad and name in prep.floating and name in loss.differentiable:
+                t.requires_grad_(True)
+            tensors[name] = t
+        if want_grad:
+            out = loss.torch_loss(params, tensors)
+            leaves = {k: t for k, t in tensors.items() if t.requires_grad}
+            grads: dict[str, npt.NDArray[Any]] = {}
+            if leaves and out.requires_grad:
+                got = torch.autograd.grad(out.sum(), list(leaves.values()), allow_unused=True)
+                grads = {
+                    k: to_numpy(g) if g is not None else np.zeros(leaves[k].shape)
+                    for k, g in zip(leaves, got, strict=True)
+                }
+            return to_numpy(out.detach()), grads
+        with torch.inference_mode():
+            out = loss.torch_loss(params, tensors)
+            return to_numpy(out), {}
+
+    def guarded_torch(self, loss: Loss[Any], dtype: str, fn: Callable[[], T]) -> T:
+        """``fn()``, a torch computation, with its failures sorted: the device's (out of memory,
+        CUDA errors: ``DeviceError``, 503) from the input's (``InvalidInput``, 422). The
+        small-request paths run their torch call through this too."""
         try:
-            tensors: dict[str, torch.Tensor] = {}
-            for name, arr in prep.arrays.items():
-                t = self._tensor(arr, torch_dtype if name in prep.floating else torch.int64)
-                if want_grad and name in prep.floating and name in loss.differentiable:
-                    t.requires_grad_(True)
-                tensors[name] = t
-            if want_grad:
-                out = loss.torch_loss(params, tensors)
-                leaves = {k: t for k, t in tensors.items() if t.requires_grad}
-                grads: dict[str, npt.NDArray[Any]] = {}
-                if leaves and out.requires_grad:
-                    got = torch.autograd.grad(out.sum(), list(leaves.values()), allow_unused=True)
-                    grads = {
-                        k: to_numpy(g) if g is not None else np.zeros(leaves[k].shape)
-                        for k, g in zip(leaves, got, strict=True)
-                    }
-                return to_numpy(out.detach()), grads
-            with torch.inference_mode():
-                out = loss.torch_loss(params, tensors)
-                return to_numpy(out), {}
+            return fn()
         except torch.OutOfMemoryError as exc:
             release_memory(self.device)
             raise DeviceError(f"the device ran out of memory computing {loss.name}") from exc
@@ -266,6 +297,15 @@ class Dataplane:
         self.compute(loss, loss.example())
 
 
+#: Warning codes the data plane gives for any loss (beside each loss's ``warning_codes``).
+GENERAL_WARNINGS: frozenset[str] = frozenset({"low_precision_dtype", "value_overflow"})
+
+
+def warning_codes(loss: Loss[Any]) -> list[str]:
+    """Every warning code ``loss`` can give, its own and the data plane's, sorted."""
+    return sorted(loss.warning_codes | GENERAL_WARNINGS)
+
+
 def params_reduces(params: LossParams) -> bool:
     """Whether the reduction divides by a denominator: 'mean', or a loss's own such as
     'batchmean'; 'none' and 'sum' divide by nothing."""
@@ -302,46 +342,6 @@ def to_numpy(t: torch.Tensor) -> npt.NDArray[Any]:
     return t.cpu().numpy()
 
 
-def compare(
-    got: npt.NDArray[Any], want: npt.NDArray[np.float64], tol: Tolerance, scale: float
-) -> Comparison:
-    """Element-wise agreement; NaN and infinities agree only with themselves."""
-    a = np.asarray(got, dtype=np.float64)
-    b = np.asarray(want, dtype=np.float64)
-    if a.shape != b.shape:
-        return Comparison(float("inf"), float("inf"), False)
-    if a.ndim == 0:
-        return _compare_scalar(float(a), float(b), tol, scale)
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
-    finite = np.isfinite(a) & np.isfinite(b)
-    if not np.all(same | finite):
-        return Comparison(float("inf"), float("inf"), False)
-    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
-        diff = np.where(same, 0.0, np.abs(a - b))
-    if diff.size == 0:
-        return Comparison(0.0, 0.0, True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(diff == 0, 0.0, diff / np.abs(b))
-    ok = bool(np.all(diff <= tol.atol * scale + tol.rtol * np.abs(np.where(finite, b, 0.0))))
-    return Comparison(float(diff.max()), float(rel.max()), ok)
-
-
-def _compare_scalar(a: float, b: float, tol: Tolerance, scale: float) -> Comparison:
-    """``compare`` for one number (every reduced loss), in plain floats: same rules, no arrays."""
-    same = a == b or (math.isnan(a) and math.isnan(b))
-    finite = math.isfinite(a) and math.isfinite(b)
-    if not (same or finite):
-        return Comparison(float("inf"), float("inf"), False)
-    diff = 0.0 if same else abs(a - b)
-    rel = 0.0 if diff == 0 else (diff / abs(b) if b else float("inf"))
-    ok = diff <= tol.atol * scale + tol.rtol * abs(b if finite else 0.0)
-    return Comparison(diff, rel, ok)
-
-
-def comparison_dict(c: Comparison) -> dict[str, Any]:
-    return {"max_abs_diff": c.max_abs_diff, "max_rel_diff": c.max_rel_diff, "agrees": c.agrees}
-
-
 def warning_dict(w: LossWarning) -> dict[str, Any]:
     return {"code": w.code, "message": w.message, **w.data}
 
@@ -360,7 +360,7 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
 
 def describe(loss: Loss[Any]) -> dict[str, Any]:
     """What GET /v1/losses says of one loss: inputs, parameters, formula and an example."""
-    schema = loss.params_model.model_json_schema()
+    schema = inline_defs(loss.params_model.model_json_schema())
     props: Mapping[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
     fields = loss.params_model.model_fields
@@ -376,6 +376,7 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         params[key] = entry
     return {
         "name": loss.name,
+        "module": loss.module,
         "summary": loss.summary,
         "formula": loss.formula,
         "inputs": [
@@ -389,5 +390,6 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         ],
         "parameters": params,
         "extras": [GRAD, PRECISION, *loss.extras],
+        "warning_codes": warning_codes(loss),
         "example": loss.example(),
     }

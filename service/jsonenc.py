@@ -33,6 +33,13 @@ def jsonable(obj: Any) -> Any:
         return obj if math.isfinite(obj) else nonfinite_token(obj)
     if kind is str or kind is int or kind is bool or obj is None:
         return obj
+    if kind is list:
+        # a vector of plain finite numbers (what the small-request paths give) passes as it is
+        for v in obj:
+            t = type(v)
+            if not ((t is float and v - v == 0.0) or t is int or t is bool):
+                return [jsonable(v) for v in obj]
+        return obj
     if isinstance(obj, np.ndarray):
         return _array(obj)
     if isinstance(obj, dict):

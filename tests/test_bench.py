@@ -93,6 +93,7 @@ def test_every_case_is_listed_and_selectable() -> None:
     assert set(cases.CASES) >= {"small", "large_json", "large_binary", "memory"}
     assert set(cases.CASES) >= {"workers", "reference_memory", "burst_memory"}
     assert run.selected("large,small") == ["small", "large_json", "large_binary", "memory"]
+    assert "catalogue" in run.selected("catalogue,small")
     assert run.selected("memory") == ["memory"]
     with pytest.raises(SystemExit):
         run.selected("nonsense")
@@ -101,3 +102,16 @@ def test_every_case_is_listed_and_selectable() -> None:
 def test_case_command_keeps_the_options_but_the_case_list() -> None:
     argv = ["--cases", "small,memory", "--seconds", "2", "--json=x.json"]
     assert run.case_command(argv, "small") == "python bench/run.py --cases small --seconds 2"
+
+
+def test_v2_json_body_carries_tensors_as_inputs_and_the_rest_as_parameters() -> None:
+    body = orjson.loads(
+        bodies.v2_json_body(
+            {"input": [[0.5, 1.0]], "target": [1], "reduction": "sum"}, ("input", "target")
+        )
+    )
+    assert [(i["name"], i["datatype"], i["shape"]) for i in body["inputs"]] == [
+        ("input", "FP32", [1, 2]),
+        ("target", "INT64", [1]),
+    ]
+    assert body["parameters"] == {"reduction": "sum"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bench.cases import (
     burst_memory,
+    catalogue,
     large_binary,
     large_json,
     memory,
@@ -19,6 +20,7 @@ CASES: dict[str, Case] = {
     c.name: c
     for c in (
         small.CASE,
+        catalogue.CASE,
         workers.CASE,
         large_json.CASE,
         large_binary.CASE,

@@ -103,8 +103,13 @@ def build_router() -> APIRouter:
         )
 
     @router.post("/{name}", include_in_schema=False)
-    async def unknown(name: str) -> Response:
-        conventions.require_name(name)
-        raise NotFound(f"no conventions for {name!r}")
+    async def by_alias(request: Request, name: str) -> Response:
+        """A torch.nn module name (``CrossEntropyLoss``) answers as its functional name does;
+        anything else is a 404 naming the losses that have conventions."""
+        loss = registry.get(name)
+        if loss is None or loss.name not in conventions.NAMES:
+            conventions.require_name(name)
+            raise NotFound(f"no conventions for {name!r}")
+        return await compare(request, loss.name)
 
     return router

@@ -28,10 +28,11 @@ from service.api.schemas import (
 from service.api.state import get_state
 from service.batch import run_batch
 from service.dataplane import Dataplane, describe
-from service.errors import NotFound, ServiceError
+from service.errors import ServiceError
 from service.jsonenc import dumps
 from service.losses import registry
 from service.losses.base import Loss
+from service.schema import inline_defs
 
 BATCH_PATH = "/v1/losses:batch"
 
@@ -47,25 +48,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         504: "The computation ran past the per-request time limit.",
     }.items()
 }
-
-
-def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its ``$defs`` substituted in place: a ``#/$defs/...`` pointer
-    would resolve against the whole OpenAPI document once embedded in it."""
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
 
 
 def json_response(content: bytes) -> Response:
@@ -127,6 +109,15 @@ def _endpoint(loss: Loss[Any]) -> Callable[[Request], Coroutine[Any, Any, Respon
     return endpoint
 
 
+def _describe_endpoint(loss: Loss[Any]) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def endpoint(request: Request) -> Response:
+        return json_response(dumps(describe(loss)))
+
+    endpoint.__name__ = f"describe_{loss.name}"
+    endpoint.__doc__ = f"{loss.name}: its inputs, parameters, warning codes and a working example."
+    return endpoint
+
+
 def build_router() -> APIRouter:
     losses.load()
     router = APIRouter(prefix="/v1/losses", tags=["losses"])
@@ -139,13 +130,20 @@ def build_router() -> APIRouter:
     @router.get("/{name}", response_model=LossSummary, responses={404: ERROR_RESPONSES[404]})
     async def get_loss(name: str) -> Response:
         """One loss, with an example body that works when posted."""
-        loss = registry.get(name)
-        if loss is None:
-            raise NotFound(f"no loss named {name!r}; GET /v1/losses lists them")
-        return json_response(dumps(describe(loss)))
+        return json_response(dumps(describe(registry.resolve(name))))
 
     for loss in registry.all_losses():
-        schema = loss.params_model.model_json_schema()
+        # Documented beside the POST, because the path serves both: a 405 there lists them in
+        # Allow, and the document must list what Allow says.
+        router.add_api_route(
+            f"/{loss.name}",
+            _describe_endpoint(loss),
+            methods=["GET"],
+            response_model=LossSummary,
+            summary=f"Describe {loss.name}",
+            route_class_override=LeanRoute,
+        )
+        schema = inline_defs(loss.params_model.model_json_schema())
         router.add_api_route(
             f"/{loss.name}",
             _endpoint(loss),
@@ -188,8 +186,23 @@ def build_router() -> APIRouter:
         },
     )
 
-    @router.post("/{name}", include_in_schema=False)
-    async def unknown_loss(name: str) -> Response:
-        raise NotFound(f"no loss named {name!r}; GET /v1/losses lists them")
+    @router.post(
+        "/{name}",
+        response_model=LossResponse,
+        responses=ERROR_RESPONSES,
+        summary="A loss under its torch.nn module name",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    async def compute_by_module_name(request: Request, name: str) -> Response:
+        """A loss under its `torch.nn` module name (`CrossEntropyLoss`): the body and the answer
+        are those of its functional name's route (`POST /v1/losses/cross_entropy`), whose
+        `name` the answer carries. Any other name is a 404 suggesting the closest known names.
+        One route for every alias, so the document keeps one route per loss."""
+        return await compute(request, registry.resolve(name).name)
 
     return router

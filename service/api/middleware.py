@@ -60,28 +60,44 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-class RequestId:
-    """Echo a client's ``X-Request-ID`` (when it is short and plain) or make one, on every
-    response, and keep it in ``scope["state"]["request_id"]`` for logs.
+class RequestIds:
+    """Request ids: a client's ``X-Request-ID`` when it is short and plain, else a made one.
 
     A made id is a random per-process prefix and a counter: unique across instances in
-    practice, and far cheaper per request than ``uuid4``."""
+    practice, and far cheaper per request than ``uuid4``. One instance serves both the
+    middleware and the small-request front (``service.api.inline``), so ids never repeat."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self.prefix = secrets.token_hex(8)
         self.counter = itertools.count(1)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = header(scope, REQUEST_ID.encode())
+    def assign(self, scope: Scope) -> bytes:
+        """The request's id, also kept in ``scope["state"]["request_id"]`` for logs."""
+        given = header(scope, REQUEST_ID_BYTES)
         if given is not None and _VALID_REQUEST_ID.fullmatch(given):
             request_id = given
         else:
             request_id = f"{self.prefix}-{next(self.counter):08x}".encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
+        return request_id
+
+
+REQUEST_ID_BYTES = REQUEST_ID.encode()
+
+
+class RequestId:
+    """Echo a client's ``X-Request-ID`` (when it is short and plain) or make one, on every
+    response, and keep it in ``scope["state"]["request_id"]`` for logs (``RequestIds``)."""
+
+    def __init__(self, app: ASGIApp, ids: RequestIds | None = None) -> None:
+        self.app = app
+        self.ids = ids or RequestIds()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self.ids.assign(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

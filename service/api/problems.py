@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 
 from service.errors import FieldError, ServiceError, Unauthorized, Unavailable
 
@@ -70,16 +70,26 @@ def _http_error(status: int, detail: str) -> ServiceError:
     return err
 
 
+#: RFC 9110's methods, in its order: the candidates an ``Allow`` header may list.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves on this path. Starlette's own ``Allow`` names only the
-    first route whose path matched (``GET /v1/losses/{name}`` hides ``POST .../cross_entropy``)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, BaseRoute) and getattr(route, "methods", None):
-            match, _ = route.matches(request.scope)
-            if match != Match.NONE:
-                methods |= set(route.methods)  # type: ignore[attr-defined]
-    return sorted(methods)
+    """Every method some route serves on this path (RFC 9110's ``Allow``).
+
+    Each method is tried against the app's routes through ``BaseRoute.matches``, the one
+    interface every route keeps: FastAPI 0.165 wraps included routers in a route class without
+    ``methods``, and Starlette's own ``Allow`` names only the first route whose path matched
+    (``GET /v1/losses/{name}`` would hide ``POST .../cross_entropy``)."""
+    allowed: list[str] = []
+    for method in HTTP_METHODS:
+        scope = dict(request.scope, method=method)
+        for route in request.app.router.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                allowed.append(method)
+                break
+    return allowed
 
 
 def install(app: FastAPI) -> None:
@@ -106,8 +116,9 @@ def install(app: FastAPI) -> None:
         response = error_response(request, _http_error(exc.status_code, detail))
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
-        if exc.status_code == 405:
-            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        methods = allowed_methods(request) if exc.status_code == 405 else []
+        if methods:
+            response.headers["Allow"] = ", ".join(methods)
         return response
 
     @app.exception_handler(Exception)

@@ -55,12 +55,20 @@ class Problem(BaseModel):
 
 
 class LossSummary(BaseModel):
-    name: str
+    name: str = Field(description="The functional name (torch.nn.functional.<name>).")
+    module: str = Field(
+        description="The torch.nn module class computing the same loss; the routes accept it "
+        "in place of the name."
+    )
     summary: str
     formula: str
     inputs: list[dict[str, Any]]
     parameters: dict[str, Any]
     extras: list[str]
+    warning_codes: list[str] = Field(
+        description="Every warning code this loss can give (the README's table says what each "
+        "means and what to do)."
+    )
     example: dict[str, Any]
 
 

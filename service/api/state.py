@@ -86,8 +86,17 @@ class ServiceState:
         """Run provably tiny work on the event loop itself (``service.api.inline``), with the
         bookkeeping of ``run`` but no admission slot: work on the loop runs one at a time, so it
         cannot pile up, and it ends long before any time limit."""
-        with self._faults():
+        # the same handling as ``_faults``, without a context manager's cost per request
+        try:
             return fn()
+        except DeviceError:
+            self.device_suspect = True
+            raise
+        except MemoryError:
+            log.error("out of host memory computing a request")
+            raise Unavailable(
+                "the server ran out of memory computing this request", retry_after=None
+            ) from None
 
     @contextlib.contextmanager
     def _faults(self) -> Iterator[None]:

@@ -134,9 +134,9 @@ def _json(content: Any, status: int = 200) -> Response:
 
 
 def _model(name: str, version: str | None) -> Loss[Any]:
-    loss = registry.get(name)
-    if loss is None:
-        raise NotFound(f"no model named {name!r}; every loss listed by GET /v1/losses is a model")
+    loss = registry.resolve(
+        name, what="model", listed="every loss listed by GET /v1/losses is a model"
+    )
     if version is not None and version != VERSION:
         raise NotFound(
             f"model {name!r} has no version {version!r}; its only version is {VERSION!r}"
@@ -155,9 +155,9 @@ async def _metadata(request: Request, name: str, version: str | None) -> Respons
 
 
 async def _model_ready(request: Request, name: str, version: str | None) -> Response:
-    _model(name, version)
+    loss = _model(name, version)
     await _ready(get_state(request))
-    return _json({"name": name, "ready": True})
+    return _json({"name": loss.name, "ready": True})
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-_INFRASTRUCTURE = {"base", "registry", "reduction", "common", "broadcasting"}
+_INFRASTRUCTURE = {"base", "registry", "reduction", "common", "broadcasting", "distances"}
 _loaded = False
 
 

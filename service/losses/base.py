@@ -18,7 +18,16 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
 
 from service.arrays import DEFAULT_LIMITS, ArrayLimits, to_array
 from service.dtypes import DTypeName, round_to_dtype
@@ -77,6 +86,20 @@ class LossParams(BaseModel):
         "relative error split into input rounding and arithmetic) and the loss's own extras "
         "listed by GET /v1/losses/{name}.",
     )
+
+    _limits: ArrayLimits = PrivateAttr(default=DEFAULT_LIMITS)
+
+    @model_validator(mode="after")
+    def _keep_limits(self, info: ValidationInfo) -> LossParams:
+        """Keep the configured limits (the validation context's), for checks made after
+        validation: a broadcast's result, a lattice, is capped by the same settings."""
+        self._limits = (info.context or {}).get("limits", DEFAULT_LIMITS)
+        return self
+
+    @property
+    def limits(self) -> ArrayLimits:
+        """The tensor limits this request was validated under (``LOSS_SERVICE_MAX_*``)."""
+        return self._limits
 
     def torch_kwargs(self, tensor_names: tuple[str, ...]) -> dict[str, Any]:
         """The non-tensor keyword arguments, exactly as torch takes them."""
@@ -208,6 +231,12 @@ class Loss(ABC, Generic[P]):
     """One loss of ``torch.nn.functional``; subclasses live one per module."""
 
     name: ClassVar[str]
+    module: ClassVar[str]
+    """The ``torch.nn`` module class computing the same loss (``CrossEntropyLoss``): an alias
+    the routes accept for ``name``."""
+    warning_codes: ClassVar[frozenset[str]] = frozenset()
+    """Every warning code ``warnings`` can give (the data plane's own, ``GENERAL_WARNINGS``,
+    come on top); a test checks it against what the samples give and against the README."""
     summary: ClassVar[str]
     formula: ClassVar[str]
     params_model: ClassVar[type[LossParams]]
@@ -230,10 +259,15 @@ class Loss(ABC, Generic[P]):
     def prepare(self, params: P, dtype: str) -> Prepared:
         """Check what torch checks (and what it forgets), raising ``InvalidInput``."""
 
+    def torch_options(self, params: P) -> dict[str, Any]:
+        """The non-tensor keyword arguments as torch takes them. JSON carries no callable and no
+        dataclass: a loss taking one (a distance function, an options record) builds it here."""
+        return params.torch_kwargs(self.tensor_inputs)
+
     def torch_loss(self, params: P, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Call ``torch.nn.functional.<name>`` with the request's keyword arguments."""
         fn = getattr(torch.nn.functional, self.name)
-        return fn(**tensors, **params.torch_kwargs(self.tensor_inputs))  # type: ignore[no-any-return]
+        return fn(**tensors, **self.torch_options(params))  # type: ignore[no-any-return]
 
     @abstractmethod
     def reference(self, params: P, prep: Prepared, include: frozenset[str]) -> Reference:

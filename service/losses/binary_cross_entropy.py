@@ -57,6 +57,8 @@ class BinaryCrossEntropyParams(LossParams):
 @register
 class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
     name = "binary_cross_entropy"
+    module = "BCELoss"
+    warning_codes = frozenset({"input_saturated", "log_clamped"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Binary cross-entropy between probabilities and targets in [0, 1]."
     formula = "loss = -w·(t·max(log x, -100) + (1-t)·max(log(1-x), -100))"

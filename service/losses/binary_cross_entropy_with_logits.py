@@ -55,6 +55,15 @@ class BinaryCrossEntropyWithLogitsParams(LossParams):
 @register
 class BinaryCrossEntropyWithLogits(Loss[BinaryCrossEntropyWithLogitsParams]):
     name = "binary_cross_entropy_with_logits"
+    module = "BCEWithLogitsLoss"
+    warning_codes = frozenset(
+        {
+            "input_looks_like_probabilities",
+            "negative_pos_weight",
+            "negative_weight",
+            "target_outside_unit_interval",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Binary cross-entropy between logits and targets, with optional positive weights."
     formula = "loss = w·(p·t·softplus(-x) + (1-t)·softplus(x)), softplus(z) = log(1 + e^z)"

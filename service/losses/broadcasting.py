@@ -36,7 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import AfterValidator, Field, ValidationInfo
 
-from service.errors import InvalidInput
+from service.arrays import ArrayLimitError
+from service.errors import InvalidInput, LimitExceeded
 from service.losses.base import F64, LossWarning, Tensor
 from service.losses.common import element_limit, shape_str
 
@@ -85,7 +86,7 @@ def broadcast_shape(*operands: tuple[str, Shape], max_elements: int | None = Non
         if max_elements is not None:
             reason = _too_large(operand, against, shape, max_elements)
             if reason is not None:
-                raise InvalidInput.at(field, reason)
+                raise LimitExceeded.at(field, reason)
         seen.append(field)
     return shape
 
@@ -131,7 +132,7 @@ def _fits_with_input(value: npt.NDArray[Any], info: ValidationInfo) -> npt.NDArr
     against = f" with 'input' of shape {shape_str(x.shape)}"
     reason = _too_large(value.shape, against, shape, element_limit(info))
     if reason is not None:
-        raise ValueError(reason)
+        raise ArrayLimitError(reason)  # a limit (limit-exceeded), not a wrong value
     return value
 
 
@@ -186,12 +187,17 @@ def broadcast_mismatch_warning(input_shape: Shape, target_shape: Shape) -> LossW
 
 
 def shapes_broadcast_warning(target_shape: Shape, input_shape: Shape, advice: str) -> LossWarning:
-    """The warning (``shapes_broadcast``) for a target whose shape differs from the input's but
-    broadcasts with it: the shapes and their broadcast, then the loss's own ``advice`` (which
-    starts with its punctuation)."""
+    """The warning (``shape_mismatch_broadcast``, the code ``broadcast_mismatch_warning`` gives)
+    for a target whose shape differs from the input's but broadcasts with it: the shapes and
+    their broadcast, then the loss's own ``advice`` (which starts with its punctuation)."""
     out = tuple(np.broadcast_shapes(target_shape, input_shape))
     return LossWarning(
-        "shapes_broadcast",
+        "shape_mismatch_broadcast",
         f"'target' has shape {shape_str(target_shape)} and 'input' {shape_str(input_shape)}: "
         f"torch broadcasts them silently to {shape_str(out)}{advice}",
+        {
+            "input_shape": list(input_shape),
+            "target_shape": list(target_shape),
+            "broadcast_shape": list(out),
+        },
     )

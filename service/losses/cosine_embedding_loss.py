@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.arrays import DEFAULT_LIMITS
 from service.errors import InvalidInput
 from service.losses.base import (
     F64,
@@ -75,6 +74,15 @@ class CosineEmbeddingParams(LossParams):
 @register
 class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
     name = "cosine_embedding_loss"
+    module = "CosineEmbeddingLoss"
+    warning_codes = frozenset(
+        {
+            "feature_dim_broadcast",
+            "margin_outside_cosine_range",
+            "target_values",
+            "zero_vector",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Pulls pairs with y = 1 to cosine 1, pushes pairs with y = -1 below the margin."
     formula = "loss = 1 - cos(x1, x2) if y = 1; max(0, cos(x1, x2) - margin) if y = -1"
@@ -99,7 +107,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
                     f"rank {arr.ndim} (shape {shape_str(arr.shape)}); a {y.ndim}-dim target "
                     f"expects {rank}-D inputs",
                 )
-        limit = DEFAULT_LIMITS.max_elements
+        limit = params.limits.max_elements
         pair = broadcast_shape(("input1", x1.shape), ("input2", x2.shape), max_elements=limit)
         broadcast_shape(("cos(input1, input2)", pair[:-1]), ("target", y.shape), max_elements=limit)
         arrays = {k: floating(getattr(params, k), dtype) for k in self.tensor_inputs}
@@ -156,7 +164,7 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
             zero_one = bool(np.isin(y, (0.0, 1.0)).all())
             out.append(
                 LossWarning(
-                    "target_not_plus_minus_one",
+                    "target_values",
                     "target holds values other than 1 and -1; torch gives such pairs a loss of 0 "
                     "without a word"
                     + (

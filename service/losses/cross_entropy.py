@@ -16,6 +16,7 @@ The gradient with respect to x is ``g·((Σ_c a_c)·p - a)``, g being 1/denomina
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,6 +84,15 @@ class CrossEntropyParams(LossParams):
 @register
 class CrossEntropy(Loss[CrossEntropyParams]):
     name = "cross_entropy"
+    module = "CrossEntropyLoss"
+    warning_codes = frozenset(
+        {
+            "all_targets_ignored",
+            "input_looks_like_probabilities",
+            "target_not_a_distribution",
+            "weight_with_probabilities",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Cross-entropy between logits and class indices or class probabilities."
     formula = (
@@ -263,39 +273,17 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             and _sums_to_one(x.sum(axis=class_dim, dtype=np.float64))
         ):
             reading = _probability_reading(params, prep, x, class_dim, indices)
-            shown = f"{reading:.4f}" if np.isfinite(reading) else str(reading)
-            out.append(
-                LossWarning(
-                    "input_looks_like_probabilities",
-                    "every row of 'input' lies in [0, 1] and sums to 1: it looks like "
-                    "probabilities, but cross_entropy expects logits (it applies log_softmax "
-                    "itself). Read as probabilities, the mean of -log p[target] would be "
-                    f"{shown}. Pass logits, or log-probabilities to nll_loss.",
-                    {"probability_reading": reading},
-                )
-            )
+            out.append(looks_like_probabilities_warning(reading))
         if indices:
             y = prep.arrays["target"]
             if y.size and bool(np.all(y == params.ignore_index)):
                 out.append(all_targets_ignored_warning(params.ignore_index))
         else:
             if params.weight is not None:
-                out.append(
-                    LossWarning(
-                        "weight_with_probabilities",
-                        "with class-probability targets, 'mean' divides by the number of elements, "
-                        "not by the sum of the weights as it does for class indices.",
-                    )
-                )
+                out.append(weight_with_probabilities_warning())
             t = params.target
             if t.size and (t.min() < 0 or not _sums_to_one(t.sum(axis=class_dim))):
-                out.append(
-                    LossWarning(
-                        "target_not_a_distribution",
-                        "target has the input's shape, so it is read as class probabilities, but "
-                        "its rows are not distributions (negative, or not summing to 1).",
-                    )
-                )
+                out.append(target_not_a_distribution_warning())
         return out
 
     def example(self) -> dict[str, Any]:
@@ -361,6 +349,41 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         yield ErrorSample(ok | {"ignore_index": 1.5}, "ignore_index", "fractional ignore_index")
 
 
+# The warnings' texts, shared with the small-request path (``cross_entropy_small``).
+
+
+def looks_like_probabilities_warning(reading: float) -> LossWarning:
+    shown = f"{reading:.4f}" if math.isfinite(reading) else str(reading)
+    return LossWarning(
+        "input_looks_like_probabilities",
+        "every row of 'input' lies in [0, 1] and sums to 1: it looks like "
+        "probabilities, but cross_entropy expects logits (it applies log_softmax "
+        "itself). Read as probabilities, the mean of -log p[target] would be "
+        f"{shown}. Pass logits, or log-probabilities to nll_loss.",
+        {"probability_reading": reading},
+    )
+
+
+def weight_with_probabilities_warning() -> LossWarning:
+    return LossWarning(
+        "weight_with_probabilities",
+        "with class-probability targets, 'mean' divides by the number of elements, "
+        "not by the sum of the weights as it does for class indices.",
+    )
+
+
+def target_not_a_distribution_warning() -> LossWarning:
+    return LossWarning(
+        "target_not_a_distribution",
+        "target has the input's shape, so it is read as class probabilities, but "
+        "its rows are not distributions (negative, or not summing to 1).",
+    )
+
+
+#: ``_sums_to_one``'s bound on |sum - 1|.
+SUM_TOLERANCE = 1e-3 + 1e-5 * 1.0
+
+
 #: Extras that are arrays of the input's size: asked for, the reference runs in one piece.
 _WHOLE_ARRAY_EXTRAS = frozenset({"grad", "log_softmax", "softmax"})
 
@@ -374,7 +397,7 @@ def _in_row_blocks(prep: Prepared, include: frozenset[str]) -> bool:
 
 def _sums_to_one(sums: npt.NDArray[Any]) -> bool:
     """``np.allclose(sums, 1.0, atol=1e-3)`` (rtol 1e-5), without its dozen NumPy calls."""
-    return bool(np.all(np.abs(sums - 1.0) <= 1e-3 + 1e-5 * 1.0))
+    return bool(np.all(np.abs(sums - 1.0) <= SUM_TOLERANCE))
 
 
 def _probability_reading(

@@ -46,9 +46,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from service.arrays import DEFAULT_LIMITS
 from service.dtypes import LOW_PRECISION
-from service.errors import InvalidInput
+from service.errors import InvalidInput, LimitExceeded
 from service.losses.base import (
     F64,
     I64,
@@ -70,10 +69,6 @@ NEG_INF = -np.inf
 
 #: How far a row's log Σ exp may stray from 0 before log_probs is called unnormalised.
 NORMALISATION_TOL = 1e-3
-
-#: Most cells T·N·(2·max target length + 1) of the lattice: torch's CTC allocates all of them
-#: (and the reference as many for a gradient) whatever the size of the request's body.
-LATTICE_LIMIT = DEFAULT_LIMITS.max_elements
 
 #: Most frames T: the reference's recursions step through frames in Python, some 20 to 40 µs a
 #: frame for the forward pass and three times that with the gradient, so 50,000 frames (over
@@ -112,6 +107,14 @@ class _Batch:
 @register
 class CTCLoss(Loss[CTCParams]):
     name = "ctc_loss"
+    module = "CTCLoss"
+    warning_codes = frozenset(
+        {
+            "infinite_loss",
+            "infinite_losses_zeroed",
+            "log_probs_not_normalised",
+        }
+    )
     summary = "Negative log-likelihood of a label sequence over all its CTC alignments."
     formula = "loss = -log Σ_{alignments π of l} Π_t y_t(π_t)  (forward algorithm in log space)"
     params_model = CTCParams
@@ -154,11 +157,14 @@ class CTCLoss(Loss[CTCParams]):
             lengths[field] = arr
         tl = lengths["target_lengths"].ravel()
         states = 2 * (int(tl.max()) if tl.size else 0) + 1
-        if frames * batch * states > LATTICE_LIMIT:
-            raise InvalidInput.at(
+        # Torch's CTC allocates every cell T·N·(2·max target length + 1) of the lattice (and the
+        # reference as many for a gradient) whatever the size of the body: one tensor's worth.
+        lattice_limit = params.limits.max_elements
+        if frames * batch * states > lattice_limit:
+            raise LimitExceeded.at(
                 "target_lengths",
                 f"the CTC lattice of {frames} frames x {batch} samples x {states} states (twice "
-                f"the longest target, plus one) has more than {LATTICE_LIMIT} cells; torch "
+                f"the longest target, plus one) has more than {lattice_limit} cells; torch "
                 "allocates it whole",
             )
         targets = integral(params.targets, "targets", "labels")

@@ -69,6 +69,8 @@ class GaussianNllLossParams(LossParams):
 @register
 class GaussianNllLoss(Loss[GaussianNllLossParams]):
     name = "gaussian_nll_loss"
+    module = "GaussianNLLLoss"
+    warning_codes = frozenset({"shape_mismatch_broadcast", "var_clamped"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Negative log-likelihood of targets under Gaussians of predicted mean and variance."
     formula = "loss = ½·(log max(var, eps) + (input - target)² / max(var, eps)) [+ ½·log 2π]"
@@ -92,6 +94,7 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
             ("input", x.shape),
             ("target", params.target.shape),
             ("var", _effective(var, x.shape).shape),
+            max_elements=params.limits.max_elements,
         )
         arrays = {
             "input": x,

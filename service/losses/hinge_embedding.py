@@ -64,6 +64,8 @@ class HingeEmbeddingLossParams(LossParams):
 @register
 class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
     name = "hinge_embedding_loss"
+    module = "HingeEmbeddingLoss"
+    warning_codes = frozenset({"negative_distance", "shape_mismatch_broadcast", "target_values"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "x for similar pairs (target 1), max(0, margin - x) for dissimilar ones (-1)."
     formula = "loss = [y≠1]·max(0, margin - x) + [y≠-1]·x"

@@ -67,6 +67,16 @@ class KlDivParams(LossParams):
 @register
 class KlDiv(Loss[KlDivParams]):
     name = "kl_div"
+    module = "KLDivLoss"
+    warning_codes = frozenset(
+        {
+            "input_not_log_probabilities",
+            "mean_is_not_kl_divergence",
+            "shape_mismatch_broadcast",
+            "target_negative",
+            "target_not_log_probabilities",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Kullback-Leibler divergence KL(target ‖ exp(input)), input as log-probabilities."
     formula = "loss = t·(log t - x), or e^t·(t - x) with log_target; batchmean = sum / N"

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.arrays import DEFAULT_LIMITS
 from service.losses.base import (
     ErrorSample,
     Loss,
@@ -56,6 +55,8 @@ class MarginRankingParams(LossParams):
 @register
 class MarginRankingLoss(Loss[MarginRankingParams]):
     name = "margin_ranking_loss"
+    module = "MarginRankingLoss"
+    warning_codes = frozenset({"target_values"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Hinge loss on the ranking of two scores: max(0, -y·(x1 - x2) + margin)."
     formula = "loss = max(0, -y·(x1 - x2) + margin)"
@@ -71,7 +72,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
             ("input1", x1.shape),
             ("input2", x2.shape),
             ("target", y.shape),
-            max_elements=DEFAULT_LIMITS.max_elements,
+            max_elements=params.limits.max_elements,
         )
         arrays = {"input1": floating(x1, dtype), "input2": floating(x2, dtype)}
         arrays["target"] = floating(y, dtype)
@@ -125,7 +126,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
                 "target holds values other than 1 and -1; torch does not check, and such a value "
                 "scales the difference -y·(x1 - x2) instead of choosing its sign."
             )
-        return [LossWarning("target_not_plus_minus_one", message, {"count": int(odd.sum())})]
+        return [LossWarning("target_values", message, {"count": int(odd.sum())})]
 
     def example(self) -> dict[str, Any]:
         return {

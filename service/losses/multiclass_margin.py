@@ -29,6 +29,7 @@ import numpy.typing as npt
 import torch
 from pydantic import Field, ValidationInfo, field_validator
 
+from service.arrays import ArrayLimitError
 from service.errors import InvalidInput
 from service.losses.base import (
     ErrorSample,
@@ -111,6 +112,8 @@ class MultiMarginLossParams(LossParams):
 @register
 class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
     name = "multi_margin_loss"
+    module = "MultiMarginLoss"
+    warning_codes = frozenset({"negative_weight", "single_class", "weighted_mean_divides_by_count"})
     summary = "Multi-class hinge loss: the right class's score against every other class's."
     formula = "loss_n = (1/C)·Σ_{i≠y} w_y·max(0, margin - x_y + x_i)^p"
     params_model = MultiMarginLossParams
@@ -283,7 +286,7 @@ class MultilabelMarginLossParams(LossParams):
         c = x.shape[-1]
         pairs = int(label_lists(target.reshape(-1, c)).sum()) * c
         if pairs > element_limit(info):
-            raise ValueError(
+            raise ArrayLimitError(
                 f"{pairs} (label, class) pairs to compare; the limit is {element_limit(info)}"
             )
         return target
@@ -292,6 +295,14 @@ class MultilabelMarginLossParams(LossParams):
 @register
 class MultilabelMarginLoss(ClassScoresLoss[MultilabelMarginLossParams]):
     name = "multilabel_margin_loss"
+    module = "MultiLabelMarginLoss"
+    warning_codes = frozenset(
+        {
+            "duplicate_labels",
+            "labels_after_terminator",
+            "target_looks_multi_hot",
+        }
+    )
     summary = "Multi-label hinge loss: each label's score against every non-label's."
     formula = "loss_n = (1/C)·Σ_{j∈labels} Σ_{i∉labels} max(0, 1 - (x_{y_j} - x_i))"
     params_model = MultilabelMarginLossParams

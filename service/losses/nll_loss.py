@@ -78,6 +78,15 @@ class NllLossParams(LossParams):
 @register
 class NllLoss(Loss[NllLossParams]):
     name = "nll_loss"
+    module = "NLLLoss"
+    warning_codes = frozenset(
+        {
+            "all_targets_ignored",
+            "input_looks_like_probabilities",
+            "input_not_log_probabilities",
+            "zero_weight_total",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Negative log-likelihood of class indices, given log-probabilities."
     formula = "loss = -w_y·x_y (0 where y == ignore_index); mean divides by Σ w_y"

@@ -363,6 +363,14 @@ class PointwiseLoss(Loss[P]):
 @register
 class MSELoss(PointwiseLoss[MSELossParams]):
     name = "mse_loss"
+    module = "MSELoss"
+    warning_codes = frozenset(
+        {
+            "negative_weight",
+            "shape_mismatch_broadcast",
+            "weighted_mean_over_broadcast",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Mean squared error, optionally weighted element-wise."
     formula = "loss = w·(input - target)²; weighted mean = Σ(w·loss)/Σw"
@@ -379,6 +387,14 @@ class MSELoss(PointwiseLoss[MSELossParams]):
 @register
 class L1Loss(PointwiseLoss[L1LossParams]):
     name = "l1_loss"
+    module = "L1Loss"
+    warning_codes = frozenset(
+        {
+            "negative_weight",
+            "shape_mismatch_broadcast",
+            "weighted_mean_over_broadcast",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Mean absolute error, optionally weighted element-wise."
     formula = "loss = w·|input - target|; weighted mean = Σ(w·loss)/Σw"
@@ -395,6 +411,8 @@ class L1Loss(PointwiseLoss[L1LossParams]):
 @register
 class SmoothL1Loss(PointwiseLoss[SmoothL1LossParams]):
     name = "smooth_l1_loss"
+    module = "SmoothL1Loss"
+    warning_codes = frozenset({"shape_mismatch_broadcast"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Squared error below beta, absolute error above it (beta = 0 is l1_loss)."
     formula = "d = input - target; loss = 0.5·d²/β if |d| < β else |d| - 0.5·β"
@@ -432,6 +450,14 @@ class SmoothL1Loss(PointwiseLoss[SmoothL1LossParams]):
 @register
 class HuberLoss(PointwiseLoss[HuberLossParams]):
     name = "huber_loss"
+    module = "HuberLoss"
+    warning_codes = frozenset(
+        {
+            "negative_weight",
+            "shape_mismatch_broadcast",
+            "weighted_mean_divides_by_count",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Squared error below delta, delta-scaled absolute error above it."
     formula = "d = input - target; loss = w·(0.5·d² if |d| < δ else δ·(|d| - 0.5·δ))"

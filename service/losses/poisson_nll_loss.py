@@ -66,6 +66,15 @@ class PoissonNllLossParams(LossParams):
 @register
 class PoissonNllLoss(Loss[PoissonNllLossParams]):
     name = "poisson_nll_loss"
+    module = "PoissonNLLLoss"
+    warning_codes = frozenset(
+        {
+            "input_large_for_log_rate",
+            "rate_not_positive",
+            "shape_mismatch_broadcast",
+            "target_negative",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Negative log-likelihood of counts under a Poisson distribution of rate λ."
     formula = "loss = e^x - k·x (log_input) or x - k·log(x + eps); + Stirling(k) if full"

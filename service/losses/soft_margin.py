@@ -96,6 +96,8 @@ class SoftMarginPrepared(Prepared):
 @register
 class SoftMarginLoss(Loss[SoftMarginLossParams]):
     name = "soft_margin_loss"
+    module = "SoftMarginLoss"
+    warning_codes = frozenset({"exp_overflow", "shape_mismatch_broadcast", "target_values"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Logistic loss of the margin y·x, for labels y in {1, -1}."
     formula = "loss = log(1 + exp(-target·input))"
@@ -248,6 +250,15 @@ class MultilabelSoftMarginLossParams(LossParams):
 @register
 class MultilabelSoftMarginLoss(Loss[MultilabelSoftMarginLossParams]):
     name = "multilabel_soft_margin_loss"
+    module = "MultiLabelSoftMarginLoss"
+    warning_codes = frozenset(
+        {
+            "empty_class_dimension",
+            "negative_weight",
+            "shape_mismatch_broadcast",
+            "target_values",
+        }
+    )
     inline = True  # linear in the elements, no Python loop over them
     summary = "Binary cross-entropy of logits, averaged over the classes of each sample."
     formula = "loss_n = -(1/C)·Σ_c w_c·(t_c·log σ(x_c) + (1 - t_c)·log σ(-x_c))"

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.arrays import DEFAULT_LIMITS
 from service.errors import InvalidInput
 from service.losses.base import (
     F64,
@@ -46,6 +45,7 @@ from service.losses.base import (
 )
 from service.losses.broadcasting import broadcast_shape, sum_to_shape
 from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
+from service.losses.distances import pnorm, pnorm_grad
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -66,6 +66,8 @@ class TripletMarginParams(LossParams):
 @register
 class TripletMarginLoss(Loss[TripletMarginParams]):
     name = "triplet_margin_loss"
+    module = "TripletMarginLoss"
+    warning_codes = frozenset({"p_below_one"})
     inline = True  # linear in the elements, no Python loop over them
     summary = "Anchor closer to its positive than to its negative by a margin, in the p-norm."
     formula = "loss = max(0, margin + d(a, p) - d(a, n)); d(u, v) = ‖u - v + eps‖_p"
@@ -77,7 +79,7 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
     def prepare(self, params: TripletMarginParams, dtype: str) -> Prepared:
         a, pos, neg = params.anchor, params.positive, params.negative
         require_equal_ranks(("anchor", a), ("positive", pos), ("negative", neg))
-        limit = DEFAULT_LIMITS.max_elements
+        limit = params.limits.max_elements
         ap = broadcast_shape(("anchor", a.shape), ("positive", pos.shape), max_elements=limit)
         an = broadcast_shape(("anchor", a.shape), ("negative", neg.shape), max_elements=limit)
         d_shapes = [("positive", ap[:-1]), ("negative", an[:-1])]
@@ -106,12 +108,12 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         # A 0-dim input is one coordinate; the norm over it leaves a 0-dim distance.
         a, pos, neg = (np.atleast_1d(prep.arrays[k]) for k in self.tensor_inputs)
         u_ap, u_an = a - pos + params.eps, a - neg + params.eps
-        d_ap, d_an = _pnorm(u_ap, params.p), _pnorm(u_an, params.p)
+        d_ap, d_an = pnorm(u_ap, params.p), pnorm(u_an, params.p)
         breakdown: dict[str, Any] = {"d_ap": d_ap, "d_an": d_an}
         w_an: F64 | float = 1.0
         if params.swap:
             u_pn = pos - neg + params.eps
-            d_pn = _pnorm(u_pn, params.p)
+            d_pn = pnorm(u_pn, params.p)
             d_neg = np.minimum(d_an, d_pn)
             w_an = np.where(d_an < d_pn, 1.0, np.where(d_an == d_pn, 0.5, 0.0))
             breakdown |= {"d_pn": d_pn, "d_negative": d_neg}
@@ -126,11 +128,11 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
             c = np.where(unclamped >= 0, g, 0.0)
-            g_ap = c[..., None] * _pnorm_grad(u_ap, d_ap, params.p)
-            g_an = (c * w_an)[..., None] * _pnorm_grad(u_an, d_an, params.p)
+            g_ap = c[..., None] * pnorm_grad(u_ap, d_ap, params.p)
+            g_an = (c * w_an)[..., None] * pnorm_grad(u_an, d_an, params.p)
             grads = {"anchor": [g_ap, -g_an], "positive": [-g_ap], "negative": [g_an]}
             if params.swap:
-                g_pn = (c * (1 - w_an))[..., None] * _pnorm_grad(u_pn, d_pn, params.p)
+                g_pn = (c * (1 - w_an))[..., None] * pnorm_grad(u_pn, d_pn, params.p)
                 grads["positive"].append(-g_pn)
                 grads["negative"].append(g_pn)
             for k, parts in grads.items():
@@ -281,33 +283,3 @@ class TripletMarginLoss(Loss[TripletMarginParams]):
         yield ErrorSample(ok | {"eps": "1e-6"}, "eps", "eps as a string")
         yield ErrorSample(ok | {"reduction": "max"}, "reduction", "unknown reduction")
         yield ErrorSample({"anchor": [[0.1]], "positive": [[0.2]]}, "negative", "missing")
-
-
-def _pnorm(u: F64, p: float) -> F64:
-    """(Σ |u_i|^p)^(1/p) over the last axis, scaled by the largest |u_i| so that it neither
-    overflows nor underflows; for p = 0 the number of non-zero entries."""
-    if p == 0:
-        counted: F64 = np.count_nonzero(u, axis=-1).astype(np.float64)
-        return counted
-    mag = np.abs(u)
-    if u.shape[-1] == 0:
-        return np.zeros(u.shape[:-1])
-    peak = mag.max(axis=-1, keepdims=True)
-    unit = np.where(peak > 0, peak, 1.0)
-    with np.errstate(divide="ignore"):
-        inner = np.sum((mag / unit) ** p, axis=-1)
-        norm: F64 = peak[..., 0] * inner ** (1.0 / p)
-    return norm
-
-
-def _pnorm_grad(u: F64, d: F64, p: float) -> F64:
-    """∂d/∂u = sign(u)·(|u| / d)^(p-1), 0 where d = 0 or u = 0, and 0 for p = 0."""
-    if p == 0 or u.size == 0:
-        return np.zeros(u.shape)
-    dd = d[..., None]
-    safe = np.where(dd > 0, dd, 1.0)
-    mag = np.abs(u)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(mag > 0, mag / safe, 1.0) ** (p - 1)
-    grad: F64 = np.where((dd > 0) & (mag > 0), np.sign(u) * ratio, 0.0)
-    return grad

@@ -86,7 +86,26 @@ async def test_validation_is_that_of_the_loss(
     assert problem["detail"] == a.json()["detail"]
 
 
-@pytest.mark.parametrize("name", ["mse_loss", "no_such_loss"])
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [
+        ("CrossEntropyLoss", "cross_entropy"),
+        ("BCELoss", "binary_cross_entropy"),
+        ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits"),
+    ],
+)
+async def test_module_names_answer_as_the_functional_name(
+    client: httpx.AsyncClient, alias: str, name: str
+) -> None:
+    body = registry.require(name).example()
+    a = await client.post(f"/v1/conventions/{name}", json=body)
+    b = await client.post(f"/v1/conventions/{alias}", json=body)
+    assert a.status_code == b.status_code == 200
+    assert b.content == a.content
+    assert b.json()["name"] == name
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "MSELoss", "no_such_loss"])
 async def test_other_names_are_404(client: httpx.AsyncClient, name: str) -> None:
     r = await client.post(f"/v1/conventions/{name}", json={})
     assert r.status_code == 404

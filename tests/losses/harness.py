@@ -26,6 +26,9 @@ losses.load()
 
 SEED = 20261127
 
+#: Keyword arguments whose JSON form is not the value torch takes.
+TRANSLATED = frozenset({"distance_function", "options"})
+
 
 def all_samples() -> Iterator[tuple[Loss[Any], int, Sample]]:
     for loss in registry.all_losses():
@@ -66,6 +69,9 @@ def oracle(loss: Loss[Any], params: LossParams, tensors: dict[str, torch.Tensor]
         and k not in tensors
         and k not in loss.tensor_inputs
     }
+    # JSON carries a distance function or an options record by name; torch takes the callable
+    # or the dataclass the loss builds from it (the only part of the call taken from the service).
+    kwargs |= {k: v for k, v in loss.torch_options(params).items() if k in TRANSLATED}
     with warnings.catch_warnings():
         # Torch's own UserWarnings (shapes that broadcast, ...) are for the service to report, and
         # the losses' own tests check that it does; the oracle only computes.

@@ -20,8 +20,8 @@ X2 = [[0.9, 0.4, 0.0], [-0.5, 0.2, 0.7], [0.1, -0.3, 0.2]]
 
 CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "plus-minus one": ({"target": [1, -1, 1]}, set()),
-    "0/1 labels": ({"target": [1, 0, 0]}, {"target_not_plus_minus_one"}),
-    "real-valued target": ({"target": [0.5, -1, 2]}, {"target_not_plus_minus_one"}),
+    "0/1 labels": ({"target": [1, 0, 0]}, {"target_values"}),
+    "real-valued target": ({"target": [0.5, -1, 2]}, {"target_values"}),
     "margin above 1": ({"target": [1, -1, -1], "margin": 1.5}, {"margin_outside_cosine_range"}),
     "margin below -1": ({"target": [-1, -1, 1], "margin": -2.0}, {"margin_outside_cosine_range"}),
     "zero vector": (

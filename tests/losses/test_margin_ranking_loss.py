@@ -27,7 +27,7 @@ def test_target_warning(dataplane: Dataplane, target: list[Any], expect: str | N
     if expect is None:
         assert not warnings
     else:
-        assert expect in warnings["target_not_plus_minus_one"]["message"]
+        assert expect in warnings["target_values"]["message"]
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])

@@ -82,5 +82,5 @@ def test_shape_rules_are_torchs(
     assert refused in (None, "target")
     if refused is None:
         out = dataplane.compute(POISSON, body)
-        assert "shapes_broadcast" in codes(out)
+        assert "shape_mismatch_broadcast" in codes(out)
         assert out["shape"] == list(F.poisson_nll_loss(x, k, reduction="none").shape)

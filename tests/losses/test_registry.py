@@ -28,6 +28,8 @@ PROMISED = {
     "margin_ranking_loss",
     "cosine_embedding_loss",
     "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+    "linear_cross_entropy",
     "poisson_nll_loss",
     "gaussian_nll_loss",
     "ctc_loss",
