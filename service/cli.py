@@ -1,9 +1,10 @@
 """Command line: ``loss-service serve --host H --port P`` (also ``python -m service``).
 
 One worker (the default) serves in this process, from an app built here. ``--workers N`` (or
-``LOSS_SERVICE_WORKERS``; ``auto`` is one per usable CPU) hands the port to uvicorn's
-multiprocess supervisor, which spawns N workers that each build the app from the factory's
-import string and the environment, and replaces any that dies; see ``service.workers``.
+``LOSS_SERVICE_WORKERS``; ``auto`` is one per usable CPU) hands the port to our supervisor
+(``service.supervisor``), which spawns N workers that each build the app from the factory's
+import string and the environment, each on its own ``SO_REUSEPORT`` socket on Linux, and
+replaces any that dies; see ``service.workers``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ APP_FACTORY = "service.app:create_app"
 
 
 def main(argv: Sequence[str] | None = None, app_factory: str = APP_FACTORY) -> int:
-    """Serve until SIGTERM or SIGINT; 0 after a clean shutdown, 2 when start-up is refused.
+    """Serve until SIGTERM or SIGINT; 0 after a clean shutdown, 2 when start-up is refused (the
+    device, the address), 1 when workers cannot start.
     ``app_factory`` names a ``create_app(settings=None)`` (tests name one with hooks)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "serve":
@@ -60,18 +62,18 @@ def main(argv: Sequence[str] | None = None, app_factory: str = APP_FACTORY) -> i
         except DeviceUnavailable as exc:
             return refuse(exc)
         prepare_environment(settings)
-        uvicorn.run(
-            app_factory,
-            factory=True,
-            workers=workers,
+        from service import supervisor
+
+        spec = supervisor.WorkerSpec(
+            app_factory=app_factory,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
             log_config=log_config(settings),
-            access_log=False,
-            timeout_graceful_shutdown=settings.shutdown_grace,
+            shutdown_grace=settings.shutdown_grace,
+            reuse_port=True,
         )
-        return 0
+        return supervisor.serve(spec, workers)
 
     prepare_environment(settings)
     factory: Callable[[Settings], Any] = import_from_string(app_factory)

@@ -1,10 +1,11 @@
 """Serving with several worker processes: how many, and what each must be told.
 
-uvicorn's multiprocess supervisor starts each worker with ``multiprocessing``'s *spawn*: a fresh
-interpreter that imports the app from an import string (``service.app:create_app``, a factory)
-and builds it from the environment. Nothing the parent computed reaches a worker except through
-``os.environ`` and uvicorn's own ``Config`` (bind address, log level, graceful-shutdown time), so
-the parent (``service.cli``) does its one-time work before uvicorn starts them:
+The supervisor (``service.supervisor``) starts each worker with ``multiprocessing``'s *spawn*: a
+fresh interpreter that imports the app from an import string (``service.app:create_app``, a
+factory) and builds it from the environment. Nothing the parent computed reaches a worker except
+through ``os.environ`` and the ``WorkerSpec`` it is handed (bind address, log level,
+graceful-shutdown time), so the parent (``service.cli``) does its one-time work before the
+supervisor starts them:
 
 1. checks what must fail once rather than in every worker (the device exists), and
 2. calls ``prepare_environment(settings)``, which writes the command line's overrides into the

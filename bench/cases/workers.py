@@ -3,8 +3,10 @@ worker processes (``LOSS_SERVICE_WORKERS=2``) and against one, in alternating ro
 same cores. The figure is the median ratio of requests per second (target >= 1.3x on a 2-core
 machine); the worker count ``auto`` would choose here is shown beside it, and how the load
 fell on the workers: the busiest worker's share of their CPU time in each round (1/N is an even
-split; 1.0 means one worker held every connection, which happens when the first worker to wake
-accepts all of wrk's keep-alive connections from the socket they share)."""
+split; 1.0 means one worker held every connection, as with uvicorn's supervisor when the
+first worker to wake accepted all of wrk's keep-alive connections from the socket they shared;
+with a ``SO_REUSEPORT`` socket per worker the kernel deals the 8 connections out by hash, so
+shares up to 0.75 (6 of 8) are ordinary)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ plane, for tests that need computations to last (load) or to be in flight on cue
 - ``LOSS_SERVICE_TEST_DELAY``: seconds each computation sleeps before computing.
 - ``LOSS_SERVICE_TEST_HOLD_DIR``: each computation writes ``started-<pid>-<n>`` there, then waits
   for a file named ``release`` to appear before computing.
+- ``LOSS_SERVICE_TEST_FAIL_START_DIR``: the app factory writes ``attempt-<pid>`` there and raises,
+  as a broken app does, so that no worker ever starts.
 
 Everything else is ``python -m service``; the computation itself is the real one. The hooks are
 installed by this module's app factory, so that workers spawned by ``--workers N`` (which build
@@ -30,6 +32,10 @@ HOLD_LIMIT = 120.0
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """``service.app.create_app`` with the hooks installed (once per process)."""
+    fail_dir = os.environ.get("LOSS_SERVICE_TEST_FAIL_START_DIR")
+    if fail_dir:
+        (Path(fail_dir) / f"attempt-{os.getpid()}").touch()
+        raise RuntimeError("LOSS_SERVICE_TEST_FAIL_START_DIR: this app never starts")
     install_hooks()
     return app.create_app(settings)
 
