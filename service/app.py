@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ids = RequestIds()
     install_middleware(app, settings, state, ids)
     keys = [key.get_secret_value() for key in settings.api_keys]
-    checker = ApiKeys(app, keys, settings.open_docs) if keys else None
+    checker = ApiKeys(None, keys, settings.open_docs) if keys else None
     app.front = SmallFront(state, ids, checker, enabled=not settings.cors_origins)
     # Around the front and the stack alike: it sees every answer, the refusals, the inline ones
     # and those of the front included.

@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -84,6 +85,21 @@ class RequestIds:
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         return request_id
 
+    @staticmethod
+    def stamped(send: Send, request_id: bytes) -> Send:
+        """``send`` with the request id on the answer's headers (replacing any the app set)."""
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_BYTES
+                ]
+                headers.append((REQUEST_ID_BYTES, request_id))
+                message["headers"] = headers
+            await send(message)
+
+        return send_with_id
+
 
 REQUEST_ID_BYTES = REQUEST_ID.encode()
 
@@ -100,22 +116,35 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = self.ids.assign(scope)
+        await self.app(scope, receive, self.ids.stamped(send, self.ids.assign(scope)))
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
-                message["headers"] = [*headers, (REQUEST_ID.encode(), request_id)]
-            await send(message)
 
-        await self.app(scope, receive, send_with_id)
+# -- cancellation ------------------------------------------------------------------------------
+
+
+def stopped(retry_after: int) -> Unavailable:
+    """The answer to a request cancelled before its answer started: uvicorn cancels what is
+    still running when the shutdown grace period ends."""
+    return Unavailable(
+        "the server stopped before this request was answered; retry", retry_after=retry_after
+    )
+
+
+def take_cancellation(task: asyncio.Task[Any] | None) -> bool:
+    """Absorb a cancellation so that its request can still be answered: True when there is a
+    task to answer from (its pending cancellation is withdrawn on Python >= 3.11, which counts
+    them), False when the cancellation must propagate."""
+    if task is None:
+        return False
+    if hasattr(task, "uncancel"):
+        task.uncancel()
+    return True
 
 
 class AnswerCancelled:
-    """A request cancelled before its answer started (uvicorn cancels what is still running when
-    the shutdown grace period ends) gets a 503 problem with ``Retry-After`` rather than
-    uvicorn's plain-text 500, and its task ends normally. Its computation, if any, finishes in
-    its worker thread or ends with the process."""
+    """A request cancelled before its answer started gets a 503 problem with ``Retry-After``
+    (``stopped``) rather than uvicorn's plain-text 500, and its task ends normally. Its
+    computation, if any, finishes in its worker thread or ends with the process."""
 
     def __init__(self, app: ASGIApp, retry_after: int) -> None:
         self.app = app
@@ -135,17 +164,13 @@ class AnswerCancelled:
         try:
             await self.app(scope, receive, send_tracked)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if started or task is None:
+            if started or not take_cancellation(asyncio.current_task()):
                 raise
-            if hasattr(task, "uncancel"):  # Python >= 3.11 counts cancellations
-                task.uncancel()
             log.warning("%s %s cancelled before it was answered", scope["method"], scope["path"])
-            stopped = Unavailable(
-                "the server stopped before this request was answered; retry",
-                retry_after=self.retry_after,
-            )
-            await refuse(scope, receive, send, stopped)
+            await refuse(scope, receive, send, stopped(self.retry_after))
+
+
+# -- API keys ----------------------------------------------------------------------------------
 
 
 class ApiKeys:
@@ -154,9 +179,10 @@ class ApiKeys:
     ``open_docs``) stay open.
 
     Keys are compared as SHA-256 digests with ``hmac.compare_digest`` against every configured
-    key, so neither a key's length nor which key matched shows in the timing."""
+    key, so neither a key's length nor which key matched shows in the timing. ``refusal`` is
+    the check itself; the small-request front (``service.api.inline``) calls it too."""
 
-    def __init__(self, app: ASGIApp, keys: Iterable[str], open_docs: bool) -> None:
+    def __init__(self, app: ASGIApp | None, keys: Iterable[str], open_docs: bool) -> None:
         self.app = app
         self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
         self.open_docs = open_docs
@@ -183,19 +209,53 @@ class ApiKeys:
         matches = [hmac.compare_digest(digest, known) for known in self.digests]
         return any(matches)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.digests or self.is_open(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+    def refusal(self, scope: Scope) -> Unauthorized | None:
+        """Why this request may not pass (401), or None when it may."""
+        if not self.digests or self.is_open(scope["path"]):
+            return None
         key = self.presented(scope)
         if key is None:
             why = "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-            await refuse(scope, receive, send, Unauthorized(why))
-            return
+            return Unauthorized(why)
         if not self.authorised(key):
-            await refuse(scope, receive, send, Unauthorized("the API key is not valid"))
-            return
+            return Unauthorized("the API key is not valid")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.app is not None, "ApiKeys without an app is a checker only"
+        if scope["type"] == "http":
+            refused = self.refusal(scope)
+            if refused is not None:
+                await refuse(scope, receive, send, refused)
+                return
         await self.app(scope, receive, send)
+
+
+# -- admission ---------------------------------------------------------------------------------
+
+
+class Gate:
+    """The admission count of requests that carry a body, kept before the body is read: the
+    middleware (``AdmissionGate``) and the small-request front both pass through one of these.
+    ``on_idle`` is called on the loop when the last request in progress leaves
+    (``IdleTrim.idle``)."""
+
+    def __init__(self, admission: Admission, on_idle: Callable[[], None] | None = None) -> None:
+        self.admission = admission
+        self.on_idle = on_idle
+
+    def enter(self) -> ServiceError | None:
+        """Count the request in, or the 503 to answer (without counting it) when the service
+        already holds as many as it can compute and queue."""
+        if self.admission.admit():
+            return None
+        why = f"the service is full ({self.admission.capacity} requests in progress)"
+        return self.admission.overloaded(why)
+
+    def leave(self) -> None:
+        self.admission.leave()
+        if self.on_idle is not None and not self.admission.admitted:
+            self.on_idle()
 
 
 class AdmissionGate:
@@ -206,34 +266,75 @@ class AdmissionGate:
         self, app: ASGIApp, admission: Admission, on_idle: Callable[[], None] | None = None
     ) -> None:
         self.app = app
-        self.admission = admission
-        self.on_idle = on_idle
-        """Called on the loop when the last request in progress leaves (``IdleTrim.idle``)."""
+        self.gate = Gate(admission, on_idle)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in _BODYLESS:
             await self.app(scope, receive, send)
             return
-        if not self.admission.admit():
-            why = f"the service is full ({self.admission.capacity} requests in progress)"
-            await refuse(scope, receive, send, self.admission.overloaded(why))
+        refused = self.gate.enter()
+        if refused is not None:
+            await refuse(scope, receive, send, refused)
             return
         try:
             await self.app(scope, receive, send)
         finally:
-            self.admission.leave()
-            if self.on_idle is not None and not self.admission.admitted:
-                self.on_idle()
+            self.gate.leave()
+
+
+# -- the body: its size and its time -----------------------------------------------------------
+
+
+def too_large(size: int, max_bytes: int) -> PayloadTooLarge:
+    """413 for a body declared (``Content-Length``) larger than the limit."""
+    return PayloadTooLarge(f"the body has {size} bytes; the limit is {max_bytes}")
+
+
+def grew_too_large(max_bytes: int) -> PayloadTooLarge:
+    """413 for a body whose bytes, as they arrive, pass the limit."""
+    return PayloadTooLarge(f"the body exceeds the limit of {max_bytes} bytes")
+
+
+class BodyDeadline:
+    """The body-time limit of one request: one timer, started when the body is awaited and
+    cancelled when it is complete (far cheaper than a timeout around every ``receive``); should
+    it fire first, it cancels the request's task, which its owner then answers 408
+    (``refusal``). The middleware (``BodyLimit``) and the small-request front both use it."""
+
+    __slots__ = ("_timer", "complete", "expired", "task", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.complete = False
+        self.expired = False
+        self.task: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.current_task()
+        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+
+    def _expire(self) -> None:
+        if not self.complete and self.task is not None:
+            self.expired = True
+            self.task.cancel()
+
+    def done(self) -> None:
+        """The body is complete (or no longer awaited): the limit no longer applies."""
+        self.complete = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def refusal(self) -> BodyTimeout:
+        return BodyTimeout(f"the body did not arrive within {self.timeout:g} s")
 
 
 class BodyLimit:
     """Refuse a body larger than ``max_bytes`` (413) on its ``Content-Length`` before reading
     it, or as soon as a chunked body passes the limit; refuse a body still incomplete after
-    ``timeout`` seconds (408), so a slow client cannot hold a place for ever.
-
-    The time limit is one timer per request that has a body, cancelled when the body is
-    complete; should it fire first, it cancels the request's task, which is then answered 408.
-    One timer costs far less than a timeout around every ``receive``."""
+    ``timeout`` seconds (408, ``BodyDeadline``), so a slow client cannot hold a place for
+    ever."""
 
     def __init__(
         self,
@@ -261,45 +362,32 @@ class BodyLimit:
                 return
             size = int(declared)
             if size > self.max_bytes:
-                too_large = PayloadTooLarge(
-                    f"the body has {size} bytes; the limit is {self.max_bytes}"
-                )
-                await refuse(scope, receive, send, too_large)
+                await refuse(scope, receive, send, too_large(size, self.max_bytes))
                 return
             if size >= self.large_bytes and self.on_large is not None:
                 self.on_large()
         chunked = header(scope, b"transfer-encoding") is not None
-        task = asyncio.current_task()
         received = 0
-        complete = not chunked and (declared is None or int(declared) == 0)
-        expired = False
+        deadline = BodyDeadline(self.timeout)
+        if chunked or (declared is not None and int(declared) != 0):
+            deadline.start()
+        else:
+            deadline.complete = True
         started = False
-        timer: asyncio.TimerHandle | None = None
-
-        def expire() -> None:
-            nonlocal expired
-            if not complete and task is not None:
-                expired = True
-                task.cancel()
-
-        if not complete:
-            timer = asyncio.get_running_loop().call_later(self.timeout, expire)
 
         async def limited_receive() -> Message:
-            nonlocal received, complete
+            nonlocal received
             message = await receive()
-            if complete:
+            if deadline.complete:
                 return message
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(f"the body exceeds the limit of {self.max_bytes} bytes")
-                complete = not message.get("more_body", False)
-            else:
-                complete = True
-            if complete and timer is not None:
-                timer.cancel()
-            if complete and chunked and received >= self.large_bytes and self.on_large:
+                    raise grew_too_large(self.max_bytes)
+                if message.get("more_body", False):
+                    return message
+            deadline.done()
+            if chunked and received >= self.large_bytes and self.on_large:
                 self.on_large()
             return message
 
@@ -311,12 +399,8 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, send_tracked)
         except asyncio.CancelledError:
-            if not expired or started or task is None:
+            if not deadline.expired or started or not take_cancellation(deadline.task):
                 raise
-            if hasattr(task, "uncancel"):  # Python >= 3.11 counts cancellations
-                task.uncancel()
-            late = BodyTimeout(f"the body did not arrive within {self.timeout:g} s")
-            await refuse(scope, receive, send, late)
+            await refuse(scope, receive, send, deadline.refusal())
         finally:
-            if timer is not None:
-                timer.cancel()
+            deadline.done()
