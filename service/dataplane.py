@@ -32,19 +32,17 @@ from service.errors import (
     LimitExceeded,
     MalformedBody,
 )
-from service.losses import cross_entropy_small, registry
-from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference
+from service.jsonenc import dumps
+from service.losses import registry
+from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, SmallRequest
 from service.precision import PRECISION, precision_table
 from service.schema import inline_defs
 from service.settings import Settings
+from service.stages import StageClock
 
 log = logging.getLogger("service.dataplane")
 
 T = TypeVar("T")
-
-SmallPath = Callable[..., dict[str, Any] | None]
-"""A loss's plain-Python path for small bodies (``service.losses.cross_entropy_small``): the
-general path's response for the bodies it accepts, ``None`` for the others."""
 
 GRAD = "grad"
 
@@ -67,24 +65,52 @@ class Dataplane:
         self.on_disagreement: Callable[[str, str], None] | None = None
         """Called with ``(loss, dtype)`` for each response whose reference disagrees (metrics)."""
         self._device_name = str(device)
-        # Plain-Python paths for small bodies of the common losses, same bytes as the general
-        # path (on the CPU only: elsewhere the tensors must go to the device the general way).
-        self.small_paths: dict[str, SmallPath] = (
-            {"cross_entropy": cross_entropy_small.compute} if device.type == "cpu" else {}
+        # Losses with their own path for small bodies (``Loss.small_answer``), same bytes as the
+        # general path; on the CPU only: elsewhere the tensors must go to the device.
+        self._small: frozenset[str] = frozenset(
+            loss.name
+            for loss in registry.all_losses()
+            if type(loss).small_answer is not Loss.small_answer and device.type == "cpu"
         )
+        self._small_request = SmallRequest(
+            default_dtype=settings.dtype,
+            default_reference=settings.reference,
+            device=self._device_name,
+            limits=self.limits,
+            guard=self.guarded_torch,
+        )
+
+    @property
+    def small_paths(self) -> frozenset[str]:
+        """The losses whose own small path (``Loss.small_answer``) this data plane asks first;
+        assign an empty collection to send every body through the general path."""
+        return self._small
+
+    @small_paths.setter
+    def small_paths(self, names: Any) -> None:
+        self._small = frozenset(names)
 
     # -- entry points -------------------------------------------------------------------------
 
-    def compute_json(self, name: str, raw: bytes | bytearray) -> dict[str, Any]:
+    def compute_json(
+        self, name: str, raw: bytes | bytearray, clock: StageClock | None = None
+    ) -> dict[str, Any]:
         """Parse a JSON body and compute; raises ``ServiceError`` subclasses on bad input.
 
         A ``bytearray`` body is consumed: it is emptied as soon as it is parsed, so that a large
-        body does not stay in memory beside its arrays while torch and the reference run."""
+        body does not stay in memory beside its arrays while torch and the reference run.
+        ``clock`` times the stages (``service.stages``)."""
         loss = self.loss(name)
         body, may_hold_bools = self.parse(loss, raw)
         if isinstance(raw, bytearray):
             del raw[:]
-        return self.compute(loss, body, may_hold_bools=may_hold_bools)
+        if clock is not None:
+            clock.lap("parse")
+        return self.compute(loss, body, may_hold_bools=may_hold_bools, clock=clock)
+
+    def answer_json(self, name: str, raw: bytes | bytearray) -> bytes:
+        """``compute_json`` serialised: the bytes of a ``/v1`` answer."""
+        return dumps(self.compute_json(name, raw))
 
     def parse(self, loss: Loss[Any], raw: bytes | bytearray) -> tuple[Any, bool]:
         """The body, and whether a boolean may hide in its lists (``to_array`` looks if so).
@@ -124,18 +150,19 @@ class Dataplane:
             raise InvalidInput.at("include", f"unknown extra {unknown[0]!r}; allowed: {allowed}")
         return params
 
-    def compute(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> dict[str, Any]:
-        small = self.small_paths.get(loss.name)
-        if small is not None:
-            answer = small(
-                loss,
-                body,
-                default_dtype=self.settings.dtype,
-                default_reference=self.settings.reference,
-                device=self._device_name,
-                limits=self.limits,
-                guard=self.guarded_torch,
-            )
+    def compute(
+        self,
+        loss: Loss[Any],
+        body: Any,
+        *,
+        may_hold_bools: bool = True,
+        clock: StageClock | None = None,
+    ) -> dict[str, Any]:
+        if loss.name in self._small:
+            request = self._small_request
+            if clock is not None:
+                request = SmallRequest(**(request.__dict__ | {"clock": clock}))
+            answer = loss.small_answer(body, request)
             if answer is not None:
                 reference = answer["reference"]
                 if reference is not None and not reference["agrees"]:
@@ -146,8 +173,12 @@ class Dataplane:
         want_reference = self.settings.reference if params.reference is None else params.reference
         include = frozenset(params.include)
         prep = loss.prepare(params, dtype)
+        if clock is not None:
+            clock.lap("validate")
 
         value, grads = self._run_torch(loss, params, prep, dtype, GRAD in include)
+        if clock is not None:
+            clock.lap("torch")
         response: dict[str, Any] = {
             "name": loss.name,
             "value": value,
@@ -196,7 +227,11 @@ class Dataplane:
             extras[PRECISION] = precision_table(loss, params, self._torch_value)
         if extras:
             response["extras"] = extras
+        if clock is not None:
+            clock.lap("reference")
         response["warnings"] = [warning_dict(w) for w in self._warnings(loss, params, prep, dtype)]
+        if clock is not None:
+            clock.lap("warnings")
         return response
 
     # -- steps --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -198,6 +198,21 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class SmallRequest:
+    """What a loss's own small path (``Loss.small_answer``) needs from the data plane."""
+
+    default_dtype: str
+    default_reference: bool
+    device: str
+    limits: ArrayLimits
+    guard: Callable[[Loss[Any], str, Callable[[], Any]], Any]
+    """Runs the torch call (the data plane's ``guarded_torch``, which sorts torch's failures
+    into device and input errors)."""
+    clock: Any = None
+    """A ``service.stages.StageClock`` when the stages are being timed (the benchmark)."""
+
+
+@dataclass(frozen=True)
 class LossWarning:
     """Something in the request that is legal but probably not what the user meant."""
 
@@ -254,6 +269,17 @@ class Loss(ABC, Generic[P]):
 
     def tolerance(self, dtype: str) -> Tolerance:
         return self.tolerances.get(dtype, TOLERANCES[dtype])
+
+    def small_answer(self, body: Any, request: SmallRequest) -> dict[str, Any] | None:
+        """This loss's own answer to a small body, computed without the general path's
+        machinery, or None (the default) for the general path to compute it.
+
+        A loss may give one for the bodies it can vouch for (``cross_entropy``: a few rows of
+        logits, ``service.losses.cross_entropy_small``): the data plane asks it first, on the
+        CPU, and it must answer exactly the general path's response, byte for byte once
+        serialised, or None for anything else (every refusal then comes from the general path,
+        with its message)."""
+        return None
 
     @abstractmethod
     def prepare(self, params: P, dtype: str) -> Prepared:

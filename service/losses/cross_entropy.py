@@ -34,6 +34,7 @@ from service.losses.base import (
     Reduction,
     Reference,
     Sample,
+    SmallRequest,
     Tensor,
 )
 from service.losses.common import (
@@ -103,6 +104,21 @@ class CrossEntropy(Loss[CrossEntropyParams]):
     differentiable = ("input", "target")
     extras = ("log_softmax", "softmax")
     nonnegative = True
+
+    def small_answer(self, body: Any, request: SmallRequest) -> dict[str, Any] | None:
+        """A few rows of logits, in plain Python floats (``cross_entropy_small``)."""
+        from service.losses import cross_entropy_small
+
+        return cross_entropy_small.compute(
+            self,
+            body,
+            default_dtype=request.default_dtype,
+            default_reference=request.default_reference,
+            device=request.device,
+            limits=request.limits,
+            guard=request.guard,
+            clock=request.clock,
+        )
 
     def prepare(self, params: CrossEntropyParams, dtype: str) -> Prepared:
         x = params.input

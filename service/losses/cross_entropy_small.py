@@ -32,6 +32,7 @@ from service.losses.cross_entropy import (
     weight_with_probabilities_warning,
 )
 from service.losses.smallmath import np_exp, np_log, np_sum
+from service.stages import StageClock
 
 MAX_ROWS = 64  # breakdown vectors stay within jsonenc's plain-list size
 MAX_ELEMENTS = 256  # beyond, NumPy's per-call overhead is no longer the cost
@@ -122,10 +123,12 @@ def compute(
     device: str,
     limits: ArrayLimits,
     guard: Guard = _unguarded,
+    clock: StageClock | None = None,
 ) -> dict[str, Any] | None:
     """The response of ``POST /v1/losses/cross_entropy`` for ``body``, or ``None`` when the
     body is not one this path handles. ``guard`` runs the torch call (the data plane's
-    ``guarded_torch``, which sorts torch's failures into device and input errors)."""
+    ``guarded_torch``, which sorts torch's failures into device and input errors); ``clock``
+    times the stages (``service.stages``)."""
     if type(body) is not dict or not KEYS.issuperset(body):
         return None
     dtype = body.get("dtype")
@@ -210,6 +213,9 @@ def compute(
         if not np_sum(w_y):
             return None  # a mean over no weight: the general path's NaN
 
+    if clock is not None:
+        clock.lap("validate")
+
     def run_torch() -> np.ndarray[Any, Any]:
         with torch.inference_mode():
             out = torch.nn.functional.cross_entropy(
@@ -224,6 +230,8 @@ def compute(
             return result
 
     value = guard(loss, dtype, run_torch)
+    if clock is not None:
+        clock.lap("torch")
 
     response: dict[str, Any] = {
         "name": loss.name,
@@ -240,10 +248,14 @@ def compute(
     }
     if default_reference if reference is None else reference:
         _reference(loss, response, value, dtype, reduction, eps, c, xr, tr, wr, y, kept)
+    if clock is not None:
+        clock.lap("reference")
     response["warnings"] = [
         {"code": w.code, "message": w.message, **w.data}
         for w in _warnings(x_rows, t_rows, w_raw, y, kept, indices, c)
     ]
+    if clock is not None:
+        clock.lap("warnings")
     return response
 
 

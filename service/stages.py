@@ -1,0 +1,36 @@
+"""The stages of one computation, timed where someone asks (the benchmark's stage table).
+
+``Dataplane.compute_json`` and the losses' own small paths call ``clock.lap(stage)`` at the end
+of each stage when they are handed a ``StageClock``; without one (every request the service
+answers) they only test for ``None``. A lap charges the time since the previous lap to its
+stage, so the stages of one computation add up to its whole time, and each is measured in
+place, after the stages before it, rather than alone in a tight loop (where caches and branch
+predictors flatter it).
+"""
+
+from __future__ import annotations
+
+import time
+
+#: The data plane's stages, in order. ``validate`` holds the loss's own checks (``prepare``)
+#: beside the parameters' validation; ``reference`` holds the comparison with torch's value.
+STAGES = ("parse", "validate", "torch", "reference", "warnings", "serialise")
+
+
+class StageClock:
+    """Nanoseconds spent in each stage, over any number of computations."""
+
+    __slots__ = ("_last", "spent")
+
+    def __init__(self) -> None:
+        self.spent: dict[str, int] = {}
+        self._last = time.perf_counter_ns()
+
+    def start(self) -> None:
+        """A computation begins: what came before is charged to no stage."""
+        self._last = time.perf_counter_ns()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter_ns()
+        self.spent[stage] = self.spent.get(stage, 0) + now - self._last
+        self._last = now
