@@ -30,6 +30,7 @@ from service.api.state import ServiceState
 from service.dataplane import Dataplane
 from service.device import resolve_device
 from service.memory import limit_malloc_arenas
+from service.observability.access import AccessLog
 from service.observability.metrics import Metrics
 from service.observability.requests import METRICS_PATH, ObserveRequests, RouteLabels
 from service.settings import Settings, get_settings
@@ -80,13 +81,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limit_malloc_arenas(settings.malloc_arenas)
     metrics = Metrics(device) if settings.metrics else None
     state = ServiceState(settings=settings, dataplane=Dataplane(settings, device), metrics=metrics)
+    access = AccessLog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.ensure_ready()
+        access.start()
         log.info("loss-service ready on %s", device)
-        yield
-        state.close()
+        try:
+            yield
+        finally:
+            state.close()
+            access.stop()
 
     app = ServiceApp(
         title="loss-service",
@@ -118,7 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and those of the front included.
     labels = RouteLabels(lambda: app.router.routes)
     app.observe = ObserveRequests(
-        app.dispatch, labels=labels, metrics=metrics, log_probes=settings.log_probes
+        app.dispatch,
+        labels=labels,
+        metrics=metrics,
+        log_probes=settings.log_probes,
+        access=access,
     )
     return app
 

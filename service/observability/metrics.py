@@ -202,8 +202,7 @@ class Metrics:
             registry=reg,
         )
         self._rejected = {reason: self.rejected.labels(reason) for reason in REASONS}
-        self._counted: dict[tuple[str, str, int], Any] = {}
-        self._timed: dict[tuple[str, str], Any] = {}
+        self._bound: dict[tuple[str, str], Bound] = {}
         self._sized: dict[str, Any] = {}
         self.device = device
         self.device_memory: Gauge | None = None
@@ -229,26 +228,15 @@ class Metrics:
         problem: str | None,
     ) -> None:
         """One answered request."""
-        key = (route, loss, status)
-        counted = self._counted.get(key)
-        if counted is None:
-            counted = self._counted[key] = self.requests.labels(route, loss, str(status))
-        counted.inc()
-        timed = self._timed.get(key[:2])
-        if timed is None:
-            timed = self._timed[key[:2]] = self.duration.labels(route, loss)
-        timed.observe(seconds)
-        if body_bytes is not None:
-            sized = self._sized.get(route)
-            if sized is None:
-                sized = self._sized[route] = self.body.labels(route)
-            sized.observe(body_bytes)
-        if problem is not None:
-            reason = REJECTION_REASONS.get(problem)
-            if reason is not None:
-                self._rejected[reason].inc()
-        if self.device_memory is not None:
-            self.update_device_memory()
+        self.bind(route, loss).observe(status, seconds, body_bytes, problem)
+
+    def bind(self, route: str, loss: str) -> Bound:
+        """The label children of one ``(route, loss)``, looked up once and kept: the
+        per-request hot path (``Bound.observe``) then costs a few increments."""
+        bound = self._bound.get((route, loss))
+        if bound is None:
+            bound = self._bound[(route, loss)] = Bound(self, route, loss)
+        return bound
 
     def disagreement(self, loss: str, dtype: str) -> None:
         self.disagreements.labels(loss, dtype).inc()
@@ -289,3 +277,42 @@ class Metrics:
         if self.multiprocess:
             with contextlib.suppress(OSError):
                 multiprocess.mark_process_dead(os.getpid(), self.path)  # type: ignore[no-untyped-call]
+
+
+class Bound:
+    """The metrics of one ``(route, loss)``, their label children bound: the request counter of
+    each status seen, the duration histogram, and the route's body-size histogram."""
+
+    __slots__ = ("counted", "duration", "loss", "metrics", "rejected", "route", "sized")
+
+    def __init__(self, metrics: Metrics, route: str, loss: str) -> None:
+        self.metrics = metrics
+        self.route = route
+        self.loss = loss
+        self.counted: dict[int, Any] = {}
+        self.duration = metrics.duration.labels(route, loss)
+        sized = metrics._sized.get(route)
+        if sized is None:
+            sized = metrics._sized[route] = metrics.body.labels(route)
+        self.sized = sized
+        self.rejected = metrics._rejected
+
+    def observe(
+        self, status: int, seconds: float, body_bytes: int | None, problem: str | None
+    ) -> None:
+        """One answered request."""
+        counted = self.counted.get(status)
+        if counted is None:
+            counted = self.counted[status] = self.metrics.requests.labels(
+                self.route, self.loss, str(status)
+            )
+        counted.inc()
+        self.duration.observe(seconds)
+        if body_bytes is not None:
+            self.sized.observe(body_bytes)
+        if problem is not None:
+            reason = REJECTION_REASONS.get(problem)
+            if reason is not None:
+                self.rejected[reason].inc()
+        if self.metrics.device_memory is not None:
+            self.metrics.update_device_memory()

@@ -15,7 +15,6 @@ problem that ``service.api.problems.error_response`` rendered (``scope["state"]`
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,8 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import PROBLEM_KEY
 from service.losses import registry
-from service.observability.logs import ACCESS_LOGGER
-from service.observability.metrics import Metrics
+from service.observability.access import AccessLog
+from service.observability.metrics import Bound, Metrics
 
 UNMATCHED = "unmatched"
 LOSS_ROUTE = "/v1/losses/{name}"
@@ -36,8 +35,6 @@ _LOSS_PREFIX = "/v1/losses/"
 METRICS_PATH = "/metrics"
 HEALTH_PREFIX = "/v2/health/"
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
-
-access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def is_probe(path: str) -> bool:
@@ -111,11 +108,17 @@ class ObserveRequests:
         labels: RouteLabels,
         metrics: Metrics | None,
         log_probes: bool,
+        access: AccessLog | None = None,
     ) -> None:
         self.app = app
         self.labels = labels
         self.metrics = metrics
         self.log_probes = log_probes
+        self.access = access or AccessLog()
+        """The access lines (written by a thread of their own once ``access.start()``)."""
+        self._bound: dict[str, tuple[str, str, Bound | None]] = {}
+        """Each path's labels and bound metrics (``Metrics.bind``), as many as the labels'
+        cache keeps."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -154,32 +157,30 @@ class ObserveRequests:
                 body = (declared if declared is not None else received) if has_body else None
                 self.record(scope, status, time.perf_counter() - start, body)
 
+    def bound(self, path: str) -> tuple[str, str, Bound | None]:
+        """The path's ``(route, loss)`` labels and its metrics with their label children."""
+        found = self._bound.get(path)
+        if found is None:
+            route, loss = self.labels(path)
+            found = (route, loss, self.metrics.bind(route, loss) if self.metrics else None)
+            if len(self._bound) < self.labels.max_cached:
+                self._bound[path] = found
+        return found
+
     def record(self, scope: Scope, status: int, seconds: float, body: int | None) -> None:
         path: str = scope["path"]
-        route, loss = self.labels(path)
+        route, loss, bound = self.bound(path)
         state = scope.get("state") or {}
-        if self.metrics is not None:
-            self.metrics.observe(route, loss, status, seconds, body, state.get(PROBLEM_KEY))
-        if access_log.isEnabledFor(logging.INFO) and (self.log_probes or not is_probe(path)):
-            client = scope.get("client")
-            where = f"{client[0]}:{client[1]}" if client else ""
-            duration_ms = round(seconds * 1000, 3)
-            access_log.info(
-                '%s "%s %s" %d %.3f ms loss=%s request_id=%s',
-                where,
+        if bound is not None:
+            bound.observe(status, seconds, body, state.get(PROBLEM_KEY))
+        access = self.access
+        if access.enabled() and (self.log_probes or not is_probe(path)):
+            access.line(
+                scope.get("client"),
                 scope["method"],
                 route,
                 status,
-                duration_ms,
-                loss or "-",
-                state.get("request_id", "-"),
-                extra={
-                    "request_id": state.get("request_id", ""),
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "loss": loss,
-                    "client": where,
-                },
+                seconds,
+                loss,
+                state.get("request_id", ""),
             )
