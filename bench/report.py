@@ -30,8 +30,10 @@ def report(figures: list[Figure], command: str) -> str:
     for i, f in enumerate(figures):
         last_of_case = i + 1 == len(figures) or figures[i + 1].command != f.command
         rerun = [f"{'':<13}   reproduce: {f.command}"] if f.command and last_of_case else []
-        if f.unit == "":
-            lines.append(f"{f.case:<13} {f.what:<62} {f.note}")
+        if f.unit == "":  # a line of text (a table's row carries its own label in its note)
+            lines.append(
+                f"{f.case:<13} {f.what:<62} {f.note}" if f.what else f"{f.case:<13} {f.note}"
+            )
             lines += rerun
             continue
         value = f"{f.value:,.1f} {f.unit}"

@@ -1,6 +1,9 @@
 """Servers the benchmark starts (the service and its floors) and one-request HTTP exchanges.
 
-Every server binds 127.0.0.1 on a free port and is stopped when its ``with`` block ends.
+Every server binds 127.0.0.1 on a free port and is stopped when its ``with`` block ends. Its
+standard error goes to a temporary file (shown when it fails to start): the service runs with
+its default logging, an access line per request, as it is deployed, and a pipe nobody reads
+would block it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-SERVICE_ENV = {"LOSS_SERVICE_LOG_LEVEL": "warning"}
+SERVICE_ENV: dict[str, str] = {}  # the service's defaults: access lines on, as deployed
 READY = "/v2/health/ready"  # the service's readiness path
 
 
@@ -43,22 +47,32 @@ class Server:
         return f"http://{HOST}:{self.port}{path}"
 
 
+#: Another checkout to run the service from (``LOSS_BENCH_SERVICE_ROOT``), for a before/after
+#: comparison on the same machine with the same benchmark.
+SERVICE_ROOT = Path(os.environ.get("LOSS_BENCH_SERVICE_ROOT") or ROOT)
+
+
 @contextlib.contextmanager
 def serve(
-    name: str, cmd: Sequence[str], port: int, ready_path: str, env: dict[str, str] | None = None
+    name: str,
+    cmd: Sequence[str],
+    port: int,
+    ready_path: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[Server]:
     """Start ``cmd`` (which must listen on ``port``), wait for ``ready_path`` to answer 200,
     and stop it afterwards."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.Popen(
-        list(cmd), cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
     server = Server(name, proc, port)
     try:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                log.seek(0)
+                err = log.read().decode(errors="replace")
                 raise RuntimeError(f"{name} exited with {proc.returncode}: {err[-2000:]}")
             with contextlib.suppress(OSError):
                 if request(port, "GET", ready_path)[0] == 200:
@@ -74,8 +88,7 @@ def serve(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        log.close()
 
 
 def service_cmd(port: int) -> list[str]:
@@ -93,9 +106,10 @@ def sink_cmd(port: int, answer_bytes: int | None = None) -> list[str]:
 
 @contextlib.contextmanager
 def service(env: dict[str, str] | None = None) -> Iterator[Server]:
-    """loss-service itself, one worker, warnings-level logging."""
+    """loss-service itself, one worker, its default logging (an access line per request)."""
     port = free_port()
-    with serve("loss-service", service_cmd(port), port, READY, {**SERVICE_ENV, **(env or {})}) as s:
+    env = {**SERVICE_ENV, **(env or {})}
+    with serve("loss-service", service_cmd(port), port, READY, env, SERVICE_ROOT) as s:
         yield s
 
 

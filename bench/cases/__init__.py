@@ -9,10 +9,12 @@ from bench.cases import (
     catalogue,
     large_binary,
     large_json,
+    losses,
     memory,
     metrics_cost,
     reference_memory,
     small,
+    stages,
     workers,
 )
 from bench.cases.base import Case, Context
@@ -22,6 +24,8 @@ CASES: dict[str, Case] = {
     for c in (
         small.CASE,
         catalogue.CASE,
+        stages.CASE,
+        losses.CASE,
         workers.CASE,
         large_json.CASE,
         large_binary.CASE,

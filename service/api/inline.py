@@ -121,6 +121,13 @@ def inline_loss(name: str) -> Loss[Any] | None:
     return loss if loss is not None and loss.inline else None
 
 
+def inline_limit(loss: Loss[Any], limit: int) -> int:
+    """The largest body of ``loss`` computed on the loop: the service's ``limit``, or the
+    loss's own lower one (``Loss.inline_max_bytes``)."""
+    own = loss.inline_max_bytes
+    return limit if own is None else min(limit, own)
+
+
 def v2_model(path: str) -> str | None:
     """The model named by ``/v2/models/<name>/infer`` or ``.../versions/1/infer``."""
     rest = path[len(V2_PREFIX) :]
@@ -232,9 +239,11 @@ class InlineSmallLosses:
         if not path.startswith(PREFIX):
             return None
         name = path[len(PREFIX) :]
-        if inline_loss(name) is None:
+        loss = inline_loss(name)
+        if loss is None:
             return None
-        return name if declared_length(scope, self.state.settings.inline_max_bytes) else None
+        limit = inline_limit(loss, self.state.settings.inline_max_bytes)
+        return name if declared_length(scope, limit) else None
 
 
 class SmallFront:
@@ -283,9 +292,10 @@ class SmallFront:
                 return None
         else:
             return None
-        if name is None or inline_loss(name) is None:
+        loss = inline_loss(name) if name is not None else None
+        if loss is None:
             return None
-        return name if declared_length(scope, self.limit) else None
+        return name if declared_length(scope, inline_limit(loss, self.limit)) else None
 
     async def answer(
         self, name: str, scope: Scope, receive: Receive, send: Send, stack: ASGIApp

@@ -87,7 +87,8 @@ class LossParams(BaseModel):
         "listed by GET /v1/losses/{name}.",
     )
 
-    _limits: ArrayLimits = PrivateAttr(default=DEFAULT_LIMITS)
+    # A factory, not a default: pydantic deep-copies a private default for every instance.
+    _limits: ArrayLimits = PrivateAttr(default_factory=lambda: DEFAULT_LIMITS)
 
     @model_validator(mode="after")
     def _keep_limits(self, info: ValidationInfo) -> LossParams:
@@ -262,10 +263,15 @@ class Loss(ABC, Generic[P]):
     nonnegative: ClassVar[bool] = False
     """True when every sample's element-wise losses are >= 0 (a property test checks it)."""
     inline: ClassVar[bool] = False
-    """True when torch and the reference take time linear in the elements, with no Python loop
-    over them: a body of a few hundred numbers is then provably cheap, and ``service.api.inline``
-    computes it on the event loop. Off by default; a loss with a per-frame or per-row loop (CTC's
-    lattice) must keep it off, or a 4 kB body could hold the loop for tens of milliseconds."""
+    """True when a small body is provably cheap to compute: torch and the reference take time
+    that grows with the body, with no Python loop over its elements, so that
+    ``service.api.inline`` may compute a body of up to ``LOSS_SERVICE_INLINE_MAX_BYTES`` on the
+    event loop. Off by default; a loss with a per-frame or per-row loop (CTC's lattice) must
+    keep it off, or a 4 kB body could hold the loop for tens of milliseconds."""
+    inline_max_bytes: ClassVar[int | None] = None
+    """A lower cap on the inline body, in bytes, for a loss whose cost grows faster than its
+    body (``multilabel_margin_loss`` compares every label with every class: quadratic in the
+    classes); None: the service's ``inline_max_bytes``."""
 
     def tolerance(self, dtype: str) -> Tolerance:
         return self.tolerances.get(dtype, TOLERANCES[dtype])

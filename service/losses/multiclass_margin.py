@@ -120,6 +120,7 @@ class MultiMarginLoss(ClassScoresLoss[MultiMarginLossParams]):
     tensor_inputs = ("input", "target", "weight")
     differentiable = ("input",)
     nonnegative = True
+    inline = True  # linear in the elements (N x C), no Python loop over them
 
     def prepare(self, params: MultiMarginLossParams, dtype: str) -> Prepared:
         n, c = class_scores_shape(params.input, params.reduction)
@@ -309,6 +310,10 @@ class MultilabelMarginLoss(ClassScoresLoss[MultilabelMarginLossParams]):
     tensor_inputs = ("input", "target")
     differentiable = ("input",)
     nonnegative = True
+    # Every label is compared with every class (N x C^2 pairs, in NumPy and in torch's kernel)
+    # and the warnings loop over rows: inline only up to 1 kB, where C^2 stays under 30,000.
+    inline = True
+    inline_max_bytes = 1024
 
     def prepare(self, params: MultilabelMarginLossParams, dtype: str) -> Prepared:
         x, t = params.input, params.target
