@@ -32,7 +32,6 @@ from service.errors import (
     LimitExceeded,
     MalformedBody,
 )
-from service.jsonenc import dumps
 from service.losses import registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, SmallRequest
 from service.precision import PRECISION, precision_table
@@ -92,14 +91,17 @@ class Dataplane:
 
     # -- entry points -------------------------------------------------------------------------
 
-    def compute_json(
-        self, name: str, raw: bytes | bytearray, clock: StageClock | None = None
-    ) -> dict[str, Any]:
+    def compute_json(self, name: str, raw: bytes | bytearray) -> dict[str, Any]:
         """Parse a JSON body and compute; raises ``ServiceError`` subclasses on bad input.
 
         A ``bytearray`` body is consumed: it is emptied as soon as it is parsed, so that a large
-        body does not stay in memory beside its arrays while torch and the reference run.
-        ``clock`` times the stages (``service.stages``)."""
+        body does not stay in memory beside its arrays while torch and the reference run."""
+        return self.compute_json_timed(name, raw, None)
+
+    def compute_json_timed(
+        self, name: str, raw: bytes | bytearray, clock: StageClock | None
+    ) -> dict[str, Any]:
+        """``compute_json``, with its stages timed by ``clock`` (``service.stages``)."""
         loss = self.loss(name)
         body, may_hold_bools = self.parse(loss, raw)
         if isinstance(raw, bytearray):
@@ -107,10 +109,6 @@ class Dataplane:
         if clock is not None:
             clock.lap("parse")
         return self.compute(loss, body, may_hold_bools=may_hold_bools, clock=clock)
-
-    def answer_json(self, name: str, raw: bytes | bytearray) -> bytes:
-        """``compute_json`` serialised: the bytes of a ``/v1`` answer."""
-        return dumps(self.compute_json(name, raw))
 
     def parse(self, loss: Loss[Any], raw: bytes | bytearray) -> tuple[Any, bool]:
         """The body, and whether a boolean may hide in its lists (``to_array`` looks if so).

@@ -1,8 +1,8 @@
 """The stages of one computation, timed where someone asks (the benchmark's stage table).
 
-``Dataplane.compute_json`` and the losses' own small paths call ``clock.lap(stage)`` at the end
-of each stage when they are handed a ``StageClock``; without one (every request the service
-answers) they only test for ``None``. A lap charges the time since the previous lap to its
+``Dataplane.compute_json_timed`` and the losses' own small paths call ``clock.lap(stage)`` at
+the end of each stage when they are handed a ``StageClock``; without one (every request the
+service answers) they only test for ``None``. A lap charges the time since the previous lap to its
 stage, so the stages of one computation add up to its whole time, and each is measured in
 place, after the stages before it, rather than alone in a tight loop (where caches and branch
 predictors flatter it).

@@ -62,7 +62,7 @@ from service.protocol.request import HEADER_LENGTH
 
 PREFIX = "/v1/losses/"
 V2_PREFIX = "/v2/models/"
-_V2_SUFFIXES = ("/infer", f"/versions/{VERSION}/infer")
+_V2_SUFFIXES = (f"/versions/{VERSION}/infer", "/infer")  # the longer first
 _JSON = b"application/json"
 _PRECISION_BYTES = PRECISION.encode()
 _HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()

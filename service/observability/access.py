@@ -7,6 +7,10 @@ thread of the standard library's ``logging.handlers.QueueListener`` turns each i
 where it goes and in which format (``service.observability.logs``). The record keeps the time
 the request ended, not the time the thread got to it.
 
+The queue is a ``deque`` that the thread drains every ``interval`` seconds (50 ms) rather than
+a queue it waits on: waking a waiting thread is a system call, and it would be made for every
+request, on the loop.
+
 The listener runs from the app's start to its end (``start``/``stop`` in the lifespan); ``stop``
 writes every line still queued. Outside that span (an app driven without its lifespan) lines
 are written at once, on the caller's thread.
@@ -16,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from logging.handlers import QueueListener
-from queue import SimpleQueue
 from typing import Any
 
 from service.observability.logs import ACCESS_LOGGER
@@ -31,9 +35,10 @@ _FORMAT = '%s "%s %s" %d %.3f ms loss=%s request_id=%s'
 class AccessLog:
     """Access lines for the ``service.access`` logger."""
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, interval: float = 0.05) -> None:
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
-        self._queue: SimpleQueue[Fields | None] = SimpleQueue()
+        self.interval = interval
+        self._queue: deque[Fields | None] = deque()
         self._listener: QueueListener | None = None
 
     def enabled(self) -> bool:
@@ -52,7 +57,7 @@ class AccessLog:
         """One request's line; ``client`` is the ASGI scope's ``(host, port)`` or None."""
         fields = (time.time(), client, method, route, status, seconds, loss, request_id)
         if self._listener is not None:
-            self._queue.put(fields)
+            self._queue.append(fields)
         else:
             self.logger.handle(self.record(fields))
 
@@ -104,9 +109,22 @@ class _Lines(QueueListener):
     stands in the listener's list of handlers: ``Logger.handle`` applies its filters and
     handlers, then its ancestors')."""
 
-    def __init__(self, queue: SimpleQueue[Fields | None], log: AccessLog) -> None:
+    def __init__(self, queue: deque[Fields | None], log: AccessLog) -> None:
         super().__init__(queue, log.logger)  # type: ignore[arg-type]
         self.log = log
+        self.lines = queue
+
+    def dequeue(self, block: bool) -> Any:
+        """The next queued line, looking again every ``interval`` seconds while there is
+        none (``deque`` appends and pops are atomic)."""
+        while True:
+            try:
+                return self.lines.popleft()
+            except IndexError:
+                time.sleep(self.log.interval)
+
+    def enqueue_sentinel(self) -> None:
+        self.lines.append(None)
 
     def prepare(self, record: Any) -> logging.LogRecord:
         return self.log.record(record)
