@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +169,46 @@ def check_json_depth(raw: bytes | bytearray, limits: ArrayLimits = DEFAULT_LIMIT
         depth += int(steps[-1])
 
 
+#: Arrays of at least this many elements have their extremes remembered (``extremes``).
+LARGE_ELEMENTS = 1 << 16
+
+_remembered: ContextVar[dict[int, tuple[np.ndarray, float, float]] | None] = ContextVar(
+    "extremes", default=None
+)
+
+
+def remember_extremes() -> Token[dict[int, tuple[np.ndarray, float, float]] | None]:
+    """Start remembering large arrays' extremes, for one computation; hand the token to
+    ``forget_extremes`` when it ends. (Arrays may be changed in place between computations, so
+    nothing is remembered across them.)"""
+    return _remembered.set({})
+
+
+def forget_extremes(token: Token[dict[int, tuple[np.ndarray, float, float]] | None]) -> None:
+    _remembered.reset(token)
+
+
+def extremes(arr: npt.NDArray[Any]) -> tuple[float, float]:
+    """``(arr.min(), arr.max())`` of a non-empty array, as floats (NaN when it holds a NaN).
+
+    A large request's input is asked for its extremes by several steps (validation's finiteness
+    check, a loss's scale and checks, its warnings, the data plane's overflow check), and each
+    pass over tens of megabytes costs milliseconds: while a computation remembers them
+    (``remember_extremes``, which the data plane starts for each), the pair of an array of
+    ``LARGE_ELEMENTS`` or more is computed once (the array is held until the computation ends,
+    so that its identity cannot pass to another). Small arrays are reduced each time, which
+    costs less than the remembering."""
+    remembered = _remembered.get() if arr.size >= LARGE_ELEMENTS else None
+    if remembered is None:
+        return float(arr.min()), float(arr.max())
+    known = remembered.get(id(arr))
+    if known is not None:
+        return known[1], known[2]
+    low, high = float(arr.min()), float(arr.max())
+    remembered[id(arr)] = (arr, low, high)
+    return low, high
+
+
 def to_array(
     value: Any, *, limits: ArrayLimits = DEFAULT_LIMITS, may_hold_bools: bool = True
 ) -> npt.NDArray[np.float64] | npt.NDArray[np.int64]:
@@ -218,7 +259,13 @@ def _checked(arr: np.ndarray, limits: ArrayLimits) -> npt.NDArray[Any]:
         # they are: widening here would copy a large tensor that ``floating`` widens anyway.
         narrow = arr.dtype in (np.dtype(np.float16), np.dtype(np.float32))
         out = arr if narrow else arr.astype(np.float64, copy=False)
-        if not np.isfinite(out).all():
+        if out.size >= LARGE_ELEMENTS:
+            # the extremes are finite exactly when every number is (a NaN makes them NaN),
+            # and the later steps that need them find them computed (``extremes``)
+            finite = all(map(math.isfinite, extremes(out)))
+        else:
+            finite = bool(np.isfinite(out).all())
+        if not finite:
             raise ArrayError("non-finite number (NaN and infinities cannot be sent)")
         return out
     raise ArrayError(f"unsupported element type {arr.dtype}")

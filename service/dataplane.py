@@ -19,7 +19,13 @@ import torch
 from pydantic import ValidationError
 
 from service import fastjson, losses
-from service.arrays import ArrayLimitError, ArrayLimits, check_json_depth
+from service.arrays import (
+    ArrayLimitError,
+    ArrayLimits,
+    check_json_depth,
+    forget_extremes,
+    remember_extremes,
+)
 from service.comparison import Comparison as Comparison
 from service.comparison import compare as compare
 from service.comparison import comparison_dict as comparison_dict
@@ -155,6 +161,17 @@ class Dataplane:
         *,
         may_hold_bools: bool = True,
         clock: StageClock | None = None,
+    ) -> dict[str, Any]:
+        """The response to ``body`` (the loss's keyword arguments, parsed); raises
+        ``ServiceError`` subclasses on bad input."""
+        token = remember_extremes()  # each large array is scanned for its extremes once
+        try:
+            return self._compute(loss, body, may_hold_bools, clock)
+        finally:
+            forget_extremes(token)
+
+    def _compute(
+        self, loss: Loss[Any], body: Any, may_hold_bools: bool, clock: StageClock | None
     ) -> dict[str, Any]:
         if loss.name in self._small:
             request = self._small_request

@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.arrays import DEFAULT_LIMITS, ArrayLimits, to_array
+from service.arrays import DEFAULT_LIMITS, ArrayLimits, extremes, to_array
 from service.dtypes import DTypeName, round_to_dtype
 from service.losses.reduction import Reduction as Reduction  # re-exported for every loss
 from service.losses.reduction import mean_denominator, reduce
@@ -163,7 +163,7 @@ class Prepared:
             return True
         if dtype is None:
             return bool(np.isfinite(arr).all())
-        return bool(np.isfinite(round_to_dtype(np.array([arr.min(), arr.max()]), dtype)).all())
+        return bool(np.isfinite(round_to_dtype(np.array(extremes(arr)), dtype)).all())
 
 
 #: Dtypes whose rounding torch's conversion from float64 reproduces exactly (one correctly

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, ValidationInfo
 
-from service.arrays import DEFAULT_LIMITS, ArrayLimits
+from service.arrays import DEFAULT_LIMITS, ArrayLimits, extremes
 from service.dtypes import round_to_dtype
 from service.errors import InvalidInput
 from service.losses.base import F64 as F64  # re-exported, as the losses import it from here
@@ -153,7 +153,7 @@ def take_class(values: npt.NDArray[Any], index: I64) -> npt.NDArray[Any]:
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
     """Magnitude of the inputs, which sets the absolute tolerance of the comparison."""
     # max and -min rather than abs().max(): no temporary the size of the input
-    peak = max((max(float(a.max()), -float(a.min())) for a in arrays if a.size), default=0.0)
+    peak = max((max(hi, -lo) for lo, hi in (extremes(a) for a in arrays if a.size)), default=0.0)
     return max(1.0, peak)
 
 

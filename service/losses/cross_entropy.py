@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
+from service.arrays import extremes
 from service.losses.base import (
     DEFERRABLE,
     ErrorSample,
@@ -146,12 +147,12 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             arrays["weight"] = class_weights(params.weight, n_classes, dtype)
             floating_names.add("weight")
         # Rounding is monotonic: the extremes rounded give the rounded array's magnitude.
-        extremes = x if not x.size else floating(np.array([x.min(), x.max()]), dtype)
+        ends = x if not x.size else floating(np.array(extremes(x)), dtype)
         return Prepared(
             arrays=arrays,
             floating=frozenset(floating_names),
             facts={"target_form": form, "classes": n_classes},
-            scale=scale_of(extremes),
+            scale=scale_of(ends),
             deferred=deferred,
         )
 
@@ -284,8 +285,8 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         indices = prep.facts["target_form"] == "class_indices"
         if (
             x.size
-            and x.min() >= 0
-            and x.max() <= 1
+            and extremes(x)[0] >= 0
+            and extremes(x)[1] <= 1
             and _sums_to_one(x.sum(axis=class_dim, dtype=np.float64))
         ):
             reading = _probability_reading(params, prep, x, class_dim, indices)
