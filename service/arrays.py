@@ -210,17 +210,24 @@ def extremes(arr: npt.NDArray[Any]) -> tuple[float, float]:
 
 
 def to_array(
-    value: Any, *, limits: ArrayLimits = DEFAULT_LIMITS, may_hold_bools: bool = True
+    value: Any,
+    *,
+    limits: ArrayLimits = DEFAULT_LIMITS,
+    may_hold_bools: bool = True,
+    parsed: bool = False,
 ) -> npt.NDArray[np.float64] | npt.NDArray[np.int64]:
     """A JSON number or nested list of numbers as an int64 (all integers) or float64 array.
 
-    An ndarray is checked the same way; float16 and float32 ones keep their dtype."""
+    An ndarray is checked the same way; float16 and float32 ones keep their dtype. ``parsed``:
+    the numbers (not an ndarray) come from a JSON parser, which never makes NaN or an infinity
+    (JSON has neither, and orjson refuses a number beyond float64's range), so they need no
+    finiteness check; numbers made in-process are checked."""
     if isinstance(value, np.ndarray):
         return _checked(value, limits)
     if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
         raise ArrayError(f"expected a number or a nested list of numbers, got {_kind(value)}")
     if isinstance(value, (int, float)):
-        return _checked(np.asarray(value), limits)
+        return _checked(np.asarray(value), limits, parsed)
     if not isinstance(value, list):
         raise ArrayError(f"expected a number or a nested list of numbers, got {_kind(value)}")
     depth = _depth(value, limits.max_rank)
@@ -236,10 +243,12 @@ def to_array(
         raise ArrayError("integer too large for a 64-bit tensor") from None
     if arr.dtype == np.bool_ or (may_hold_bools and arr.dtype.kind in "iuf" and _has_bool(value)):
         raise ArrayError("booleans are not numbers; send 0/1 or 0.0/1.0")
-    return _checked(arr, limits)
+    return _checked(arr, limits, parsed)
 
 
-def _checked(arr: np.ndarray, limits: ArrayLimits) -> npt.NDArray[Any]:
+def _checked(arr: np.ndarray, limits: ArrayLimits, finite: bool = False) -> npt.NDArray[Any]:
+    """``arr`` as the tensor it stands for, or the reason it is none; ``finite``: its numbers
+    are known to be finite."""
     check_shape(arr.shape, limits)
     kind = arr.dtype.kind
     if kind == "O":
@@ -259,7 +268,9 @@ def _checked(arr: np.ndarray, limits: ArrayLimits) -> npt.NDArray[Any]:
         # they are: widening here would copy a large tensor that ``floating`` widens anyway.
         narrow = arr.dtype in (np.dtype(np.float16), np.dtype(np.float32))
         out = arr if narrow else arr.astype(np.float64, copy=False)
-        if out.size >= LARGE_ELEMENTS:
+        if finite:
+            pass
+        elif out.size >= LARGE_ELEMENTS:
             # the extremes are finite exactly when every number is (a NaN makes them NaN),
             # and the later steps that need them find them computed (``extremes``)
             finite = all(map(math.isfinite, extremes(out)))

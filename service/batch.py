@@ -48,7 +48,7 @@ def run_batch(
         try:
             loss, args = _item(dataplane, item)
             try:
-                result = dataplane.compute(loss, args, may_hold_bools=may_hold_bools)
+                result = dataplane.compute(loss, args, may_hold_bools=may_hold_bools, parsed=True)
             except ServiceError as exc:
                 raise _under(exc, "args") from None
         except ServiceError as exc:

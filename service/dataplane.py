@@ -30,7 +30,7 @@ from service.comparison import Comparison as Comparison
 from service.comparison import compare as compare
 from service.comparison import comparison_dict as comparison_dict
 from service.device import is_device_fault, release_memory
-from service.dtypes import LOW_PRECISION, TORCH_DTYPES
+from service.dtypes import LOW_PRECISION, QUIET, TORCH_DTYPES
 from service.errors import (
     DeviceError,
     FieldError,
@@ -77,6 +77,10 @@ class Dataplane:
             for loss in registry.all_losses()
             if type(loss).small_answer is not Loss.small_answer and device.type == "cpu"
         )
+        self._losses: dict[str, Loss[Any]] = {
+            **{module: registry.require(name) for module, name in registry.aliases().items()},
+            **{loss.name: loss for loss in registry.all_losses()},
+        }
         self._small_request = SmallRequest(
             default_dtype=settings.dtype,
             default_reference=settings.reference,
@@ -114,7 +118,7 @@ class Dataplane:
             del raw[:]
         if clock is not None:
             clock.lap("parse")
-        return self.compute(loss, body, may_hold_bools=may_hold_bools, clock=clock)
+        return self.compute(loss, body, may_hold_bools=may_hold_bools, parsed=True, clock=clock)
 
     def parse(self, loss: Loss[Any], raw: bytes | bytearray) -> tuple[Any, bool]:
         """The body, and whether a boolean may hide in its lists (``to_array`` looks if so).
@@ -133,12 +137,18 @@ class Dataplane:
     def loss(self, name: str) -> Loss[Any]:
         """The loss answering to ``name`` (functional or ``torch.nn`` module name); a 404
         suggesting the closest names otherwise."""
-        return registry.resolve(name)
+        loss = self._losses.get(name)
+        return loss if loss is not None else registry.resolve(name)
 
-    def validate(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> LossParams:
+    def validate(
+        self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True, parsed: bool = False
+    ) -> LossParams:
+        """The body's parameters, validated. ``may_hold_bools``: a boolean may hide among the
+        numbers of its lists (known cheaply from the raw body, which holds ``true`` or
+        ``false``); ``parsed``: the body came from a JSON parser, so its numbers are finite."""
         if not isinstance(body, dict):
             raise InvalidInput.at("", "the body must be a JSON object of keyword arguments")
-        context = {"limits": self.limits, "may_hold_bools": may_hold_bools}
+        context = {"limits": self.limits, "may_hold_bools": may_hold_bools, "parsed": parsed}
         try:
             params = loss.params_model.model_validate(body, context=context)
         except ValidationError as exc:
@@ -160,18 +170,31 @@ class Dataplane:
         body: Any,
         *,
         may_hold_bools: bool = True,
+        parsed: bool = False,
         clock: StageClock | None = None,
     ) -> dict[str, Any]:
-        """The response to ``body`` (the loss's keyword arguments, parsed); raises
-        ``ServiceError`` subclasses on bad input."""
+        """The response to ``body`` (the loss's keyword arguments); raises ``ServiceError``
+        subclasses on bad input. ``may_hold_bools`` and ``parsed`` say what is known of the
+        body's numbers (``validate``)."""
         token = remember_extremes()  # each large array is scanned for its extremes once
+        quiet = QUIET.set(True)
         try:
-            return self._compute(loss, body, may_hold_bools, clock)
+            # IEEE semantics, silently, throughout: inf·0 is NaN in the reference as in torch,
+            # beyond a dtype's range is ±inf, and the comparison (not a Python warning) is
+            # where a disagreement shows.
+            with np.errstate(all="ignore"):
+                return self._compute(loss, body, may_hold_bools, parsed, clock)
         finally:
+            QUIET.reset(quiet)
             forget_extremes(token)
 
     def _compute(
-        self, loss: Loss[Any], body: Any, may_hold_bools: bool, clock: StageClock | None
+        self,
+        loss: Loss[Any],
+        body: Any,
+        may_hold_bools: bool,
+        parsed: bool,
+        clock: StageClock | None,
     ) -> dict[str, Any]:
         if loss.name in self._small:
             request = self._small_request
@@ -183,7 +206,7 @@ class Dataplane:
                 if reference is not None and not reference["agrees"]:
                     self._disagreed(loss.name, answer["dtype"])
                 return answer
-        params = self.validate(loss, body, may_hold_bools=may_hold_bools)
+        params = self.validate(loss, body, may_hold_bools=may_hold_bools, parsed=parsed)
         dtype = params.dtype or self.settings.dtype
         want_reference = self.settings.reference if params.reference is None else params.reference
         include = frozenset(params.include)
@@ -208,10 +231,7 @@ class Dataplane:
         }
         ref: Reference | None = None
         if want_reference or (include - {GRAD, PRECISION}):
-            # IEEE semantics, silently: inf·0 is NaN in the reference as in torch, and the
-            # comparison (not a Python warning) is where a disagreement shows.
-            with np.errstate(all="ignore"):
-                ref = loss.reference(params, prep, include)
+            ref = loss.reference(params, prep, include)  # quiet: see ``compute``
         if want_reference and ref is not None:
             tol = loss.tolerance(dtype)
             cmp = compare(value, ref.value, tol, prep.scale)
@@ -330,7 +350,7 @@ class Dataplane:
         if self.device.type == "cpu" and np_dtype is not None:
             if arr.dtype == np_dtype:
                 return torch.from_numpy(arr)
-            if rounded:
+            if rounded or QUIET.get():
                 return torch.from_numpy(arr.astype(np_dtype))
             with np.errstate(over="ignore"):  # beyond float32's range is ±inf, as in torch
                 return torch.from_numpy(arr.astype(np_dtype))

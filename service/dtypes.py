@@ -7,6 +7,7 @@ bit manipulation, since NumPy has no bfloat16), so the reference never asks torc
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, Final, Literal, get_args
 
 import numpy as np
@@ -38,6 +39,14 @@ _EXACT: Final[dict[str, tuple[np.dtype[Any], ...]]] = {
 }
 
 
+QUIET: ContextVar[bool] = ContextVar("ieee_quiet", default=False)
+"""True while a computation runs with every NumPy floating-point warning off (the data plane
+sets it, under ``np.errstate(all="ignore")``, for each computation): the helpers that would
+otherwise silence one warning themselves (``round_to_dtype``, ``ieee_quiet``, the comparison)
+skip their own ``errstate``, which costs more than the arithmetic on a small request's
+arrays. The values are the same either way: ``errstate`` decides only what is reported."""
+
+
 def round_to_dtype(values: npt.NDArray[Any], dtype: str) -> F64:
     """``values`` rounded to the nearest number representable in ``dtype``, held in float64."""
     src = np.asarray(values)
@@ -47,6 +56,8 @@ def round_to_dtype(values: npt.NDArray[Any], dtype: str) -> F64:
     if dtype == "float64":
         return x
     if dtype == "float32":
+        if QUIET.get():
+            return x.astype(np.float32).astype(np.float64)
         with np.errstate(over="ignore"):  # beyond float32's range becomes ±inf, as in torch
             return x.astype(np.float32).astype(np.float64)
     if dtype == "float16":

@@ -15,6 +15,8 @@ import numpy as np
 import orjson
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+#: Types whose values JSON carries as they are (a float may be NaN or infinite; it is not here).
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def nonfinite_token(x: float) -> str:
@@ -28,7 +30,8 @@ def jsonable(obj: Any) -> Any:
     # Exact-type dispatch first: this walks every response, and the common leaves are plain.
     kind = type(obj)
     if kind is dict:
-        return {k: jsonable(v) for k, v in obj.items()}
+        # leaves that pass as they are (most of a response) are not walked into
+        return {k: v if type(v) in _PLAIN else jsonable(v) for k, v in obj.items()}
     if kind is float:
         return obj if math.isfinite(obj) else nonfinite_token(obj)
     if kind is str or kind is int or kind is bool or obj is None:

@@ -43,7 +43,12 @@ SERVICE_FIELDS: frozenset[str] = frozenset({"dtype", "reference", "include"})
 def _tensor(value: Any, info: ValidationInfo) -> npt.NDArray[Any]:
     context = info.context or {}
     limits: ArrayLimits = context.get("limits", DEFAULT_LIMITS)
-    return to_array(value, limits=limits, may_hold_bools=context.get("may_hold_bools", True))
+    return to_array(
+        value,
+        limits=limits,
+        may_hold_bools=context.get("may_hold_bools", True),
+        parsed=context.get("parsed", False),
+    )
 
 
 _TENSOR_SCHEMA: dict[str, Any] = {

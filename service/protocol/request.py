@@ -218,7 +218,7 @@ def _json_values(data: Any, limits: ArrayLimits) -> npt.NDArray[Any]:
         return np.asarray(data, dtype=np.bool_)
     if isinstance(data, bool):
         return np.asarray(data)
-    return to_array(data, limits=limits, may_hold_bools=True)
+    return to_array(data, limits=limits, may_hold_bools=True, parsed=True)  # orjson's lists
 
 
 def _all_bools(data: list[Any]) -> bool:
