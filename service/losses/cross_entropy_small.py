@@ -107,6 +107,35 @@ def _rounded(rows: list[list[float]], np_dtype: Any) -> tuple[np.ndarray[Any, An
     return arr, flat
 
 
+#: The array kinds a tensor of the Open Inference Protocol may arrive as, by field: floating
+#: logits and weights, integer class indices. (Probability targets as arrays are left to the
+#: general path: its warning check sums them in their own precision, not in float64.)
+_ARRAY_KINDS = {"input": ("f", 2), "target": ("i", 1), "weight": ("f", 1)}
+_ITEMSIZES = {"f": (4, 8), "i": (1, 2, 4, 8)}  # float32 and float64; integers
+
+
+def _as_lists(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A body whose tensors are arrays (``/v2`` decodes its tensors into arrays) with those
+    tensors as the lists of numbers they hold (``tolist`` gives each float32 or float64 value
+    exactly), or None for arrays this path does not take."""
+    out = dict(body)
+    for key, (kind, ndim) in _ARRAY_KINDS.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        if (
+            type(value) is not np.ndarray
+            or value.dtype.kind != kind
+            or value.dtype.itemsize not in _ITEMSIZES[kind]
+            or value.ndim != ndim
+        ):
+            return None
+        if value.size > MAX_ELEMENTS:
+            return None
+        out[key] = value.tolist()
+    return out
+
+
 def _fits(rows: list[list[float]], dtype: str) -> bool:
     """Whether every value stays finite in ``dtype`` (else the general path warns of it)."""
     if dtype == "float64":
@@ -131,6 +160,10 @@ def compute(
     times the stages (``service.stages``)."""
     if type(body) is not dict or not KEYS.issuperset(body):
         return None
+    if type(body.get("input")) is np.ndarray:
+        body = _as_lists(body)
+        if body is None:
+            return None
     dtype = body.get("dtype")
     if dtype is None:
         dtype = default_dtype
