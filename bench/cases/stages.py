@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import logging.config
 import os
 import statistics
 import time
@@ -107,15 +106,20 @@ def fixed_costs(requests: int = 3000, rounds: int = 7) -> dict[str, float]:
     """Microseconds per request of the front and of the observer (on the loop), and of the
     access line in its thread, with the computation stubbed out."""
     from service.app import ServiceApp, create_app
-    from service.observability.logs import log_config
+    from service.observability.logs import ACCESS_LOGGER, TextFormatter
     from service.settings import Settings
 
     settings = Settings(device="cpu")
-    logging.config.dictConfig(log_config(settings))
+    # The access lines as the service writes them (its text format), to /dev/null; the logger
+    # is put back as it was afterwards.
+    access = logging.getLogger(ACCESS_LOGGER)
+    kept = (access.level, access.propagate)
     sink = open(os.devnull, "w")  # noqa: SIM115 (closed below)
-    for handler in logging.getLogger("service").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sink)
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(TextFormatter())
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
     app = create_app(settings)
     assert isinstance(app, ServiceApp)
     assert app.observe is not None
@@ -180,6 +184,9 @@ def fixed_costs(requests: int = 3000, rounds: int = 7) -> dict[str, float]:
     try:
         bare_us, front_us, observed_us, thread_us = asyncio.run(measure())
     finally:
+        access.removeHandler(handler)
+        access.setLevel(kept[0])
+        access.propagate = kept[1]
         sink.close()
     return {
         "front": max(0.0, front_us - bare_us),
