@@ -429,10 +429,13 @@ def parse_json(raw: bytes | bytearray, limits: ArrayLimits) -> Any:
 
 
 def to_numpy(t: torch.Tensor) -> npt.NDArray[Any]:
-    t = t.detach()
+    if t.requires_grad:
+        t = t.detach()
     if t.dtype == torch.bfloat16:
         t = t.float()
-    return t.cpu().numpy()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    return t.numpy()
 
 
 def warning_dict(w: LossWarning) -> dict[str, Any]:

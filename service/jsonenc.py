@@ -66,9 +66,16 @@ _EXACT_IN_PYTHON = frozenset("biu")
 def _array(arr: np.ndarray) -> Any:
     kind = arr.dtype.kind
     if arr.size <= _SMALL and (kind in _EXACT_IN_PYTHON or arr.dtype == np.float64):
-        if kind == "f" and not all(map(math.isfinite, arr.ravel().tolist())):
-            return _tokens(arr)
-        return arr.tolist()
+        values = arr.tolist()
+        if kind == "f":
+            ndim = arr.ndim
+            flat = values if ndim == 1 else [values] if ndim == 0 else arr.ravel().tolist()
+            if not all(map(math.isfinite, flat)):
+                return _tokens(arr)
+        return values
+    if arr.ndim == 0 and kind == "f" and arr.dtype.itemsize >= 4:
+        value = arr[()]  # a loss's value: float32 (orjson writes its shortest form) or wider
+        return value if math.isfinite(value) else nonfinite_token(float(value))
     if kind == "f" and arr.dtype.itemsize < 2:
         arr = arr.astype(np.float32)
     if kind not in "fc" or np.isfinite(arr).all():
