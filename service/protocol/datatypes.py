@@ -10,6 +10,7 @@ when encoded. BYTES (strings) carries nothing a loss can use and is refused.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 import numpy as np
@@ -104,12 +105,20 @@ def from_json(values: npt.NDArray[Any], datatype: str) -> npt.NDArray[Any]:
         if not np.isfinite(out).all():
             raise DatatypeError(f"a value is out of the range of {datatype}")
         return out
-    info = np.iinfo(wire_dtype(datatype))
+    wire = wire_dtype(datatype)
+    if values.dtype == np.int64 and wire == np.int64:
+        return values  # JSON integers decoded as int64: INT64 holds every one as it is
+    info = _integer_info(wire)
     if values.dtype.kind == "f" and values.size and not np.all(np.floor(values) == values):
         raise DatatypeError(f"{datatype} data must be whole numbers")
     if values.size and (values.min() < info.min or values.max() > info.max):
         raise DatatypeError(f"a value is out of the range of {datatype} [{info.min}, {info.max}]")
-    return values.astype(wire_dtype(datatype))
+    return values.astype(wire)
+
+
+@functools.cache
+def _integer_info(wire: np.dtype[Any]) -> np.iinfo[Any]:
+    return np.iinfo(wire)
 
 
 def bf16_to_float32(bits: npt.NDArray[np.uint16]) -> npt.NDArray[np.float32]:

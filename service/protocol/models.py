@@ -23,6 +23,7 @@ Outputs:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -54,7 +55,9 @@ class OutputSpec:
     on_request_only: bool
 
 
-def output_specs(loss: Loss[Any]) -> list[OutputSpec]:
+@functools.cache
+def output_specs(loss: Loss[Any]) -> tuple[OutputSpec, ...]:
+    """Every output the loss's model can return (computed once per loss)."""
     specs = [
         OutputSpec(LOSS, None, False),
         OutputSpec(PER_SAMPLE, "FP64", False),
@@ -62,15 +65,35 @@ def output_specs(loss: Loss[Any]) -> list[OutputSpec]:
     ]
     specs += [OutputSpec(GRAD_PREFIX + n, None, True) for n in loss.differentiable]
     specs += [OutputSpec(e, "FP64", True) for e in loss.extras]
-    return specs
+    return tuple(specs)
+
+
+@functools.cache
+def _output_specs_by_name(loss: Loss[Any]) -> dict[str, OutputSpec]:
+    return {s.name: s for s in output_specs(loss)}
+
+
+@functools.cache
+def _default_outputs(loss: Loss[Any]) -> tuple[OutputSpec, ...]:
+    return tuple(s for s in output_specs(loss) if not s.on_request_only)
 
 
 def loss_options(loss: Loss[Any]) -> list[str]:
     """The keyword arguments that travel as request parameters (``include`` is implied by the
     requested outputs instead: protocol parameters cannot hold lists)."""
-    return [
+    return list(_loss_options(loss))
+
+
+@functools.cache
+def _loss_options(loss: Loss[Any]) -> tuple[str, ...]:
+    return tuple(
         k for k in loss.params_model.model_fields if k not in loss.tensor_inputs and k != "include"
-    ]
+    )
+
+
+@functools.cache
+def _option_set(loss: Loss[Any]) -> frozenset[str]:
+    return frozenset(_loss_options(loss))
 
 
 def model_metadata(loss: Loss[Any], default_dtype: str) -> dict[str, Any]:
@@ -123,7 +146,7 @@ def to_loss_call(loss: Loss[Any], request: InferenceRequest) -> LossCall:
                 f"inputs[{i}].name", f"{loss.name} has no input {tensor.name!r}; inputs: {names}"
             )
         body[tensor.name] = _as_numbers(tensor.array)
-    options = set(loss_options(loss))
+    options = _option_set(loss)
     ignored: list[str] = []
     for key, value in request.parameters.items():
         if key in loss.tensor_inputs:
@@ -146,9 +169,9 @@ def to_loss_call(loss: Loss[Any], request: InferenceRequest) -> LossCall:
         )
         if first is not None:
             body["dtype"] = COMPUTE_DTYPES[first.datatype]
-    specs = {s.name: s for s in output_specs(loss)}
+    specs = _output_specs_by_name(loss)
     if request.outputs is None:
-        chosen = [s for s in specs.values() if not s.on_request_only]
+        chosen = list(_default_outputs(loss))
     else:
         errors = [
             FieldError(f"outputs[{i}].name", f"{loss.name} has no output {o.name!r}")

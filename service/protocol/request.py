@@ -137,8 +137,10 @@ def decode(raw: Buffer, header: str | None, limits: ArrayLimits) -> InferenceReq
         raise _invalid("inputs", "must be a non-empty list of tensors")
     inputs: list[InputTensor] = []
     offset = json_end
+    # a boolean could hide in data only where the JSON says true or false somewhere
+    may_hold_bools = raw.find(b"true", 0, json_end) >= 0 or raw.find(b"false", 0, json_end) >= 0
     for i, item in enumerate(raw_inputs):
-        tensor, offset = _input(item, i, raw, offset, limits)
+        tensor, offset = _input(item, i, raw, offset, limits, may_hold_bools)
         if any(t.name == tensor.name for t in inputs):
             raise _invalid(f"inputs[{i}].name", f"input {tensor.name!r} appears twice")
         inputs.append(tensor)
@@ -156,7 +158,7 @@ def decode(raw: Buffer, header: str | None, limits: ArrayLimits) -> InferenceReq
 
 
 def _input(
-    item: Any, i: int, raw: Buffer, offset: int, limits: ArrayLimits
+    item: Any, i: int, raw: Buffer, offset: int, limits: ArrayLimits, may_hold_bools: bool = True
 ) -> tuple[InputTensor, int]:
     where = f"inputs[{i}]"
     if not isinstance(item, dict):
@@ -201,7 +203,7 @@ def _input(
             raise _invalid(where, str(exc)) from None
         return InputTensor(name, datatype, shape, arr.reshape(shape), True), offset + binary_size
     try:
-        values = _json_values(item["data"], limits)
+        values = _json_values(item["data"], limits, may_hold_bools)
         if values.size != count:
             raise MalformedBody(
                 f"{where}: data holds {values.size} elements but shape {list(shape)} needs {count}"
@@ -212,13 +214,15 @@ def _input(
     return InputTensor(name, datatype, shape, arr.reshape(shape), False), offset
 
 
-def _json_values(data: Any, limits: ArrayLimits) -> npt.NDArray[Any]:
-    """Nested or flat JSON data as an int64, float64 or bool array (any rectangular nesting)."""
-    if isinstance(data, list) and data and _all_bools(data):
+def _json_values(data: Any, limits: ArrayLimits, may_hold_bools: bool = True) -> npt.NDArray[Any]:
+    """Nested or flat JSON data as an int64, float64 or bool array (any rectangular nesting);
+    ``may_hold_bools``: the request's JSON holds ``true`` or ``false`` somewhere."""
+    if may_hold_bools and isinstance(data, list) and data and _all_bools(data):
         return np.asarray(data, dtype=np.bool_)
     if isinstance(data, bool):
         return np.asarray(data)
-    return to_array(data, limits=limits, may_hold_bools=True, parsed=True)  # orjson's lists
+    # orjson's lists: finite numbers
+    return to_array(data, limits=limits, may_hold_bools=may_hold_bools, parsed=True)
 
 
 def _all_bools(data: list[Any]) -> bool:
