@@ -222,6 +222,8 @@ def to_array(
     the numbers (not an ndarray) come from a JSON parser, which never makes NaN or an infinity
     (JSON has neither, and orjson refuses a number beyond float64's range), so they need no
     finiteness check; numbers made in-process are checked."""
+    if type(value) is list:  # the usual case first
+        return _from_list(value, limits, may_hold_bools, parsed)
     if isinstance(value, np.ndarray):
         return _checked(value, limits)
     if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
@@ -230,6 +232,12 @@ def to_array(
         return _checked(np.asarray(value), limits, parsed)
     if not isinstance(value, list):
         raise ArrayError(f"expected a number or a nested list of numbers, got {_kind(value)}")
+    return _from_list(value, limits, may_hold_bools, parsed)
+
+
+def _from_list(
+    value: list[Any], limits: ArrayLimits, may_hold_bools: bool, parsed: bool
+) -> npt.NDArray[Any]:
     depth = _depth(value, limits.max_rank)
     if depth > limits.max_rank:
         raise ArrayLimitError(f"nesting deeper than the maximum rank {limits.max_rank}")
@@ -246,11 +254,25 @@ def to_array(
     return _checked(arr, limits, parsed)
 
 
+_F64, _F32, _F16, _I64 = (np.dtype(t) for t in (np.float64, np.float32, np.float16, np.int64))
+
+
 def _checked(arr: np.ndarray, limits: ArrayLimits, finite: bool = False) -> npt.NDArray[Any]:
     """``arr`` as the tensor it stands for, or the reason it is none; ``finite``: its numbers
     are known to be finite."""
-    check_shape(arr.shape, limits)
-    kind = arr.dtype.kind
+    shape = arr.shape
+    if (
+        len(shape) > limits.max_rank
+        or arr.size > limits.max_elements
+        or (shape and max(shape) > limits.max_dim)
+    ):
+        check_shape(shape, limits)  # (an existing array's size is the product of its shape)
+    dtype = arr.dtype
+    if dtype is _F64 and finite:
+        return arr  # the usual JSON tensor: nothing to convert or check
+    if dtype is _I64:
+        return arr
+    kind = dtype.kind
     if kind == "O":
         raise ArrayError(_object_reason(arr))
     if kind in "US":

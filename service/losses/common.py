@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, ValidationInfo
 
-from service.arrays import DEFAULT_LIMITS, ArrayLimits, extremes
+from service.arrays import DEFAULT_LIMITS, LARGE_ELEMENTS, ArrayLimits, extremes
 from service.dtypes import QUIET, round_to_dtype
 from service.errors import InvalidInput
 from service.losses.base import F64 as F64  # re-exported, as the losses import it from here
@@ -151,10 +151,24 @@ def take_class(values: npt.NDArray[Any], index: I64) -> npt.NDArray[Any]:
 
 
 def scale_of(*arrays: npt.NDArray[Any]) -> float:
-    """Magnitude of the inputs, which sets the absolute tolerance of the comparison."""
-    # max and -min rather than abs().max(): no temporary the size of the input
-    peak = max((max(hi, -lo) for lo, hi in (extremes(a) for a in arrays if a.size)), default=0.0)
-    return max(1.0, peak)
+    """Magnitude of the inputs, which sets the absolute tolerance of the comparison: the
+    largest absolute value among them, at least 1."""
+    peak = 1.0
+    for a in arrays:
+        if not a.size:
+            continue
+        if a.dtype.kind == "f" and a.size < LARGE_ELEMENTS:
+            # two ufunc calls on a small float array (an integer's abs could wrap)
+            m = float(_largest(np.abs(a), axis=None))
+        else:  # max and -min: no temporary the size of a large input, each scanned once
+            lo, hi = extremes(a)
+            m = max(hi, -lo)
+        if m > peak:
+            peak = m
+    return peak
+
+
+_largest = np.maximum.reduce
 
 
 def last_axis(arr: npt.NDArray[Any], axis: int) -> npt.NDArray[Any]:
