@@ -251,12 +251,25 @@ def grad_scale(reduction: str, denominator: float) -> np.float64:
 # -- warnings several losses give ---------------------------------------------------------------
 
 
+def not_in(values: npt.NDArray[Any], allowed: tuple[float, ...]) -> npt.NDArray[np.bool_]:
+    """``~np.isin(values, allowed)`` for a few allowed values, as a comparison with each:
+    the same answer (both compare with ``==``) at a fraction of ``np.isin``'s cost on a
+    request's few labels."""
+    mask: npt.NDArray[np.bool_] = values != allowed[0]
+    for value in allowed[1:]:
+        mask = mask & (values != value)
+    return mask
+
+
 def target_values_warning(
     t: npt.NDArray[Any], allowed: tuple[float, float], name: str, hint: str
 ) -> LossWarning | None:
     """``target_values``, when the target holds values other than the two labels the loss
     expects (torch does not check them); ``hint`` says what such values do and what to send."""
-    values = np.unique(np.asarray(t, dtype=np.float64))
+    t = np.asarray(t, dtype=np.float64)
+    if not not_in(t, allowed).any():
+        return None  # the usual case, in a few comparisons
+    values = np.unique(t)
     odd = values[~np.isin(values, allowed)]
     if not odd.size:
         return None

@@ -47,7 +47,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, broadcast_shapes, stretched, sum_to_shape
-from service.losses.common import floating, grad_scale, require_rank, scale_of, shape_str
+from service.losses.common import floating, grad_scale, not_in, require_rank, scale_of, shape_str
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -159,9 +159,9 @@ class CosineEmbeddingLoss(Loss[CosineEmbeddingParams]):
     def warnings(self, params: CosineEmbeddingParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         y = prep.arrays["target"]
-        odd = ~np.isin(y, (1.0, -1.0))
+        odd = not_in(y, (1.0, -1.0))
         if odd.any():
-            zero_one = bool(np.isin(y, (0.0, 1.0)).all())
+            zero_one = not not_in(y, (0.0, 1.0)).any()
             out.append(
                 LossWarning(
                     "target_values",

@@ -45,6 +45,7 @@ from service.losses.common import (
     floating,
     grad_scale,
     ieee_quiet,
+    not_in,
     scale_of,
     target_values_warning,
 )
@@ -109,20 +110,20 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
     def warnings(self, params: HingeEmbeddingLossParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         t = np.asarray(params.target, dtype=np.float64)
-        zero_one = " With 0/1 labels, map 0 to -1." if np.all(np.isin(t, (0, 1))) else ""
-        odd = target_values_warning(
-            t,
-            (-1.0, 1.0),
-            self.name,
-            f"Torch gives such elements both terms, x + max(0, margin - x).{zero_one}",
-        )
-        if odd is not None:
-            out.append(odd)
+        if not_in(t, (-1.0, 1.0)).any():
+            zero_one = " With 0/1 labels, map 0 to -1." if not not_in(t, (0, 1)).any() else ""
+            odd = target_values_warning(
+                t,
+                (-1.0, 1.0),
+                self.name,
+                f"Torch gives such elements both terms, x + max(0, margin - x).{zero_one}",
+            )
+            if odd is not None:
+                out.append(odd)
         x_shape, y_shape = params.input.shape, params.target.shape
         if x_shape != y_shape:
             out.append(broadcast_mismatch_warning(x_shape, y_shape))
-        x, y = np.broadcast_arrays(params.input, t)
-        if np.any((y != -1) & (x < 0)):
+        if np.any((t != -1) & (params.input < 0)):  # broadcast together, as the loss is
             out.append(
                 LossWarning(
                     "negative_distance",

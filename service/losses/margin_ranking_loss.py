@@ -36,7 +36,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import broadcast_shape, stretched, sum_to_shape
-from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
+from service.losses.common import floating, grad_scale, not_in, require_equal_ranks, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -112,10 +112,10 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
 
     def warnings(self, params: MarginRankingParams, prep: Prepared) -> list[LossWarning]:
         y = prep.arrays["target"]
-        odd = ~np.isin(y, (1.0, -1.0))
+        odd = not_in(y, (1.0, -1.0))
         if not odd.any():
             return []
-        if np.isin(y, (0.0, 1.0)).all():
+        if not not_in(y, (0.0, 1.0)).any():
             message = (
                 "target holds 0/1 labels, but margin_ranking_loss expects 1 and -1: where y = 0 "
                 f"the loss is max(0, margin) = {max(0.0, params.margin)} whatever the scores. "
