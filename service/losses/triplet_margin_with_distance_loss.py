@@ -50,7 +50,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import Shape, broadcast_shape, sum_to_shape
-from service.losses.common import floating, grad_scale, require_equal_ranks, scale_of
+from service.losses.common import floating, grad_scale, last_axis, require_equal_ranks, scale_of
 from service.losses.distances import (
     cosine_similarity,
     cosine_similarity_grads,
@@ -157,7 +157,9 @@ class Distance:
 
             return (d[..., None] if keep else d), pairwise_grads
         axis, eps = self.kwargs["dim"] % a.ndim, self.kwargs["eps"]
-        a, b = (np.moveaxis(v, axis, -1) for v in np.broadcast_arrays(a, b))
+        if a.shape != b.shape:
+            a, b = np.broadcast_arrays(a, b)
+        a, b = last_axis(a, axis), last_axis(b, axis)
         sim = cosine_similarity(a, b, eps)
 
         def cosine_grads(up: F64) -> tuple[F64, F64]:
