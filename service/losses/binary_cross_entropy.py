@@ -35,7 +35,7 @@ from service.losses.base import (
     Tensor,
 )
 from service.losses.broadcasting import WeightIntoInput, require_broadcasts_into
-from service.losses.common import floating, grad_scale, require_shape, scale_of
+from service.losses.common import floating, grad_scale, quietly, require_shape, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -92,7 +92,7 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
     ) -> Reference:
         x, t = prep.arrays["input"], prep.arrays["target"]
         w = np.broadcast_to(prep.arrays.get("weight", np.float64(1.0)), x.shape)
-        with np.errstate(divide="ignore"):
+        with quietly(divide="ignore"):
             log_x, log_1mx = np.log(x), np.log1p(-x)
         lx, l1x = np.maximum(log_x, LOG_FLOOR), np.maximum(log_1mx, LOG_FLOOR)
         losses = -w * (t * lx + (1 - t) * l1x)
@@ -105,14 +105,14 @@ class BinaryCrossEntropy(Loss[BinaryCrossEntropyParams]):
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
             ref.grads["input"] = g * w * (x - t) / np.maximum(x * (1 - x), GRAD_EPS)
-            with np.errstate(invalid="ignore"):
+            with quietly(invalid="ignore"):
                 ref.grads["target"] = g * w * (log_1mx - log_x)
         return ref
 
     def warnings(self, params: BinaryCrossEntropyParams, prep: Prepared) -> list[LossWarning]:
         out: list[LossWarning] = []
         x, t = prep.arrays["input"], prep.arrays["target"]
-        with np.errstate(divide="ignore"):
+        with quietly(divide="ignore"):
             log_x, log_1mx = np.log(x), np.log1p(-x)
         clamped = ((log_x < LOG_FLOOR) & (t != 0)) | ((log_1mx < LOG_FLOOR) & (t != 1))
         if clamped.any():

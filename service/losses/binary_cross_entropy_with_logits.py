@@ -35,7 +35,7 @@ from service.losses.base import (
 )
 from service.losses.binary_cross_entropy import LOG_FLOOR
 from service.losses.broadcasting import WeightIntoInput, require_broadcasts_into
-from service.losses.common import F64, floating, grad_scale, require_shape, scale_of
+from service.losses.common import F64, floating, grad_scale, quietly, require_shape, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -233,7 +233,7 @@ def sigmoid(z: F64) -> F64:
 
 def _bce_reading(x: F64, t: F64) -> float:
     """The mean binary cross-entropy with ``x`` read as probabilities (torch's clamp included)."""
-    with np.errstate(divide="ignore"):
+    with quietly(divide="ignore"):
         lx = np.maximum(np.log(x), LOG_FLOOR)
         l1x = np.maximum(np.log1p(-x), LOG_FLOOR)
     return float(np.mean(-(t * lx + (1 - t) * l1x)))

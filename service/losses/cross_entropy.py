@@ -52,6 +52,7 @@ from service.losses.common import (
     grad_scale,
     last_axis,
     logsumexp,
+    quietly,
     require_shape,
     row_blocks,
     scale_of,
@@ -216,7 +217,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             core = coef.sum(axis=-1, keepdims=True) * np.exp(logp()) - coef
             # Ignored elements have no coefficient: torch gives them a zero gradient even when
             # 'mean' divides by a zero denominator.
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with quietly(divide="ignore", invalid="ignore"):
                 grad = np.where(core == 0, 0.0, g * core)
             ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
             if not indices:
@@ -434,11 +435,11 @@ def _probability_reading(
         p = take_class(pm, y if kept.all() else np.where(kept, y, 0))[kept].astype(np.float64)
         if p.min() > 0:
             return float(-np.log(p).sum() / p.size)  # what .mean() computes, without its wrapper
-        with np.errstate(divide="ignore"):
+        with quietly(divide="ignore"):
             return float(-np.log(p).sum() / p.size)
-    with np.errstate(divide="ignore"):
+    with quietly(divide="ignore"):
         logp = np.log(pm.astype(np.float64, copy=False))
     t = last_axis(params.target.astype(np.float64), class_dim)
-    with np.errstate(invalid="ignore"):
+    with quietly(invalid="ignore"):
         terms = np.where(t == 0, 0.0, t * logp)
     return float(-terms.sum(axis=-1).mean())

@@ -19,6 +19,7 @@ import numpy as np
 
 from service.dtypes import QUIET
 from service.losses.base import F64
+from service.losses.common import quietly
 
 
 def pnorm(u: F64, p: float) -> F64:
@@ -34,7 +35,7 @@ def pnorm(u: F64, p: float) -> F64:
     unit = np.where(peak > 0, peak, 1.0)
     if QUIET.get():  # the data plane's computation: quiet already
         return _scaled_norm(mag, unit, peak, p)
-    with np.errstate(divide="ignore"):
+    with quietly(divide="ignore"):
         return _scaled_norm(mag, unit, peak, p)
 
 
@@ -51,7 +52,7 @@ def pnorm_grad(u: F64, d: F64, p: float) -> F64:
     dd = d[..., None]
     safe = np.where(dd > 0, dd, 1.0)
     mag = np.abs(u)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quietly(divide="ignore", invalid="ignore"):
         ratio = np.where(mag > 0, mag / safe, 1.0) ** (p - 1)
     grad: F64 = np.where((dd > 0) & (mag > 0), np.sign(u) * ratio, 0.0)
     return grad
@@ -76,7 +77,7 @@ def cosine_similarity_grads(x1: F64, x2: F64, s: F64, eps: float) -> tuple[F64, 
     n1, n2 = _norm(x1)[..., None], _norm(x2)[..., None]
     m1, m2 = np.maximum(n1, eps), np.maximum(n2, eps)
     sv = s[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quietly(divide="ignore", invalid="ignore"):
         g1: F64 = x2 / (m1 * m2) - np.where(n1 > 0, sv * x1 / (n1 * m1), 0.0)
         g2: F64 = x1 / (m1 * m2) - np.where(n2 > 0, sv * x2 / (n2 * m2), 0.0)
     return g1, g2

@@ -48,7 +48,7 @@ from service.losses.broadcasting import (
     stretched,
     sum_to_shape,
 )
-from service.losses.common import F64, floating, grad_scale, scale_of, shape_str
+from service.losses.common import F64, floating, grad_scale, quietly, scale_of, shape_str
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -104,7 +104,7 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
         }
         d2 = np.square(arrays["input"] - arrays["target"])
         v = np.maximum(_effective(arrays["var"], x.shape), params.eps)
-        with np.errstate(all="ignore"):
+        with quietly(all="ignore"):
             terms = np.broadcast_arrays(np.log(v), d2 / v)
         return Prepared(
             arrays=arrays,
@@ -120,7 +120,7 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
         v_eff = _effective(var, x.shape)
         v = np.maximum(v_eff, params.eps)
         d = x - t
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with quietly(divide="ignore", invalid="ignore"):
             log_v = np.log(v)
             sq = d**2 / v
             losses = 0.5 * (log_v + sq)
@@ -138,7 +138,7 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
         )
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with quietly(divide="ignore", invalid="ignore"):
                 gx = np.broadcast_to(g * d / v, shape)
                 gv = np.broadcast_to(g * 0.5 * (1 / v - d**2 / v**2), shape)
             ref.grads["input"] = sum_to_shape(gx, x.shape)

@@ -43,7 +43,7 @@ from service.losses.broadcasting import (
     shapes_broadcast_warning,
     sum_to_shape,
 )
-from service.losses.common import F64, floating, grad_scale, log_softmax, scale_of
+from service.losses.common import F64, floating, grad_scale, log_softmax, quietly, scale_of
 from service.losses.registry import register
 
 KLReduction = Literal["none", "batchmean", "sum", "mean"]
@@ -108,7 +108,7 @@ class KlDiv(Loss[KlDivParams]):
 
     def reference(self, params: KlDivParams, prep: Prepared, include: frozenset[str]) -> Reference:
         x, t = prep.arrays["input"], prep.arrays["target"]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with quietly(divide="ignore", invalid="ignore"):
             if params.log_target:
                 p, log_ratio = np.exp(t), t - x
                 losses = p * log_ratio
@@ -126,7 +126,7 @@ class KlDiv(Loss[KlDivParams]):
         )
         if "grad" in include:
             g = grad_scale(plain, denominator)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with quietly(divide="ignore", invalid="ignore"):
                 if params.log_target:
                     gx, gt = -p, p * (t - x + 1)
                 else:
@@ -271,7 +271,7 @@ class KlDiv(Loss[KlDivParams]):
 
 def _terms(x: F64, t: F64, log_target: bool) -> F64:
     """The magnitudes that each element's term is a difference of (they set the tolerance)."""
-    with np.errstate(all="ignore"):
+    with quietly(all="ignore"):
         if log_target:
             p, logp = np.exp(t), t
         else:

@@ -57,6 +57,7 @@ from service.losses.common import (
     floating,
     grad_scale,
     logsumexp,
+    quietly,
     require_shape,
     shape_str,
     take_class,
@@ -345,7 +346,7 @@ class LinearCrossEntropy(Loss[LinearCrossEntropyParams]):
                     coef = w * ((1 - eps) * t_b + eps / n_classes)
                     grad_t[rows] = np.moveaxis(-(1 - eps) * g * w * logp, -1, 1)  # type: ignore[index]
                 core = coef.sum(axis=-1, keepdims=True) * np.exp(logp) - coef
-                with np.errstate(divide="ignore", invalid="ignore"):
+                with quietly(divide="ignore", invalid="ignore"):
                     gz = np.where(core == 0, 0.0, g * core)
                 gz_flat = np.moveaxis(gz, -1, 1).reshape(gz.shape[0], -1)  # (rows, C·P)
                 grad_x[rows] = gz_flat @ head

@@ -46,6 +46,7 @@ from service.losses.common import (
     grad_scale,
     log_softmax,
     logsumexp,
+    quietly,
     require_shape,
     scale_of,
     shape_str,
@@ -138,7 +139,7 @@ class NllLoss(Loss[NllLossParams]):
             # Torch gives ignored elements a zero gradient, also when 'mean' divides by 0.
             at_target = (np.arange(n_classes) == safe[..., None]) & kept[..., None]
             g = grad_scale(params.reduction, denominator)
-            with np.errstate(invalid="ignore"):
+            with quietly(invalid="ignore"):
                 grad = np.where(at_target, -g * w_y[..., None], 0.0)
             ref.grads["input"] = np.moveaxis(grad, -1, class_dim)
         return ref
@@ -152,7 +153,7 @@ class NllLoss(Loss[NllLossParams]):
         if x.size:
             lse = logsumexp(np.moveaxis(x, class_dim, -1), axis=-1)
             if x.min() >= 0 and x.max() <= 1 and np.allclose(x.sum(axis=class_dim), 1, atol=1e-3):
-                with np.errstate(divide="ignore"):
+                with quietly(divide="ignore"):
                     reading = _mean_nll(np.log(x), params, prep)
                 out.append(
                     LossWarning(
@@ -271,7 +272,7 @@ def _mean_nll(logp: F64, params: NllLossParams, prep: Prepared) -> float:
     w = prep.arrays.get("weight", np.ones(lm.shape[-1]))
     kept, safe, w_y = at_targets(prep.arrays["target"], params.ignore_index, w)
     picked = take_class(lm, safe)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with quietly(invalid="ignore", divide="ignore"):
         return float(-(np.where(kept, w_y * picked, 0.0)).sum() / w_y.sum())
 
 

@@ -43,7 +43,7 @@ from service.losses.broadcasting import (
     stretched,
     sum_to_shape,
 )
-from service.losses.common import F64, floating, grad_scale, scale_of
+from service.losses.common import F64, floating, grad_scale, quietly, scale_of
 from service.losses.reduction import REDUCTIONS
 from service.losses.registry import register
 
@@ -88,7 +88,7 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
         broadcast_shape(("input", x.shape), ("target", params.target.shape))
         t = floating(params.target, dtype)
         rate, log_rate = _rates(x, params)
-        with np.errstate(all="ignore"):
+        with quietly(all="ignore"):
             terms = [rate, t * log_rate, _stirling(t) if params.full else np.zeros(0)]
         return Prepared(
             arrays={"input": x, "target": t},
@@ -101,7 +101,7 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
     ) -> Reference:
         x, t = prep.arrays["input"], prep.arrays["target"]
         rate, log_rate = _rates(x, params)
-        with np.errstate(invalid="ignore"):
+        with quietly(invalid="ignore"):
             losses = rate - t * log_rate
         breakdown: dict[str, Any] = {"rate": rate, "log_rate": log_rate}
         if params.full:
@@ -111,7 +111,7 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
         ref = Reference.reduced(losses, params.reduction, breakdown=breakdown)
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with quietly(divide="ignore", invalid="ignore"):
                 gx = rate - t if params.log_input else 1 - t / (x + params.eps)
                 gt = -log_rate
                 if params.full:
@@ -269,16 +269,16 @@ class PoissonNllLoss(Loss[PoissonNllLossParams]):
 def _rates(x: F64, params: PoissonNllLossParams) -> tuple[F64, F64]:
     """(λ, log λ) as torch computes them: (e^x, x), or (x, log(x + eps))."""
     if params.log_input:
-        with np.errstate(over="ignore"):
+        with quietly(over="ignore"):
             return np.exp(x), x
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quietly(divide="ignore", invalid="ignore"):
         return x, np.log(x + params.eps)
 
 
 def _stirling(t: F64) -> F64:
     """k·log k - k + ½·log(2πk) where k > 1, else 0: the approximation of log k!."""
     safe = np.where(t > 1, t, 2.0)
-    with np.errstate(invalid="ignore"):  # inf - inf for a count that overflowed the dtype
+    with quietly(invalid="ignore"):  # inf - inf for a count that overflowed the dtype
         term = safe * np.log(safe) - safe + 0.5 * np.log(2 * math.pi * safe)
     out: F64 = np.where(t > 1, term, 0.0)
     return out
