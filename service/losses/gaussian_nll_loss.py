@@ -105,7 +105,9 @@ class GaussianNllLoss(Loss[GaussianNllLossParams]):
         d2 = np.square(arrays["input"] - arrays["target"])
         v = np.maximum(_effective(arrays["var"], x.shape), params.eps)
         with quietly(all="ignore"):
-            terms = np.broadcast_arrays(np.log(v), d2 / v)
+            terms = [np.log(v), d2 / v]
+        if terms[0].shape != terms[1].shape:
+            terms = list(np.broadcast_arrays(*terms))  # (the same values; empty if either is)
         return Prepared(
             arrays=arrays,
             floating=frozenset(arrays),
