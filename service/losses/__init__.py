@@ -13,6 +13,11 @@ _INFRASTRUCTURE = {"base", "registry", "reduction", "common", "broadcasting", "d
 _loaded = False
 
 
+def is_loaded() -> bool:
+    """Whether ``load`` has imported every loss module."""
+    return _loaded
+
+
 def load() -> None:
     """Import every loss module of this package (idempotent)."""
     global _loaded

@@ -81,11 +81,18 @@ def add(loss: Loss[Any]) -> None:
         _ALIASES[module] = loss.name
 
 
-def _loaded() -> dict[str, Loss[Any]]:
-    """The registry after every loss module has been imported (lookups never see half of it)."""
-    from service import losses
+_complete = False
 
-    losses.load()
+
+def _loaded() -> dict[str, Loss[Any]]:
+    """The registry after every loss module has been imported (lookups never see half of it);
+    once it is, a lookup is a dictionary's (the small-request front makes one per request)."""
+    global _complete
+    if not _complete:
+        from service import losses
+
+        losses.load()
+        _complete = losses.is_loaded()
     return _REGISTRY
 
 
