@@ -176,6 +176,16 @@ class Dataplane:
         """The response to ``body`` (the loss's keyword arguments); raises ``ServiceError``
         subclasses on bad input. ``may_hold_bools`` and ``parsed`` say what is known of the
         body's numbers (``validate``)."""
+        if loss.name in self._small:  # the loss's own path first: a few Python floats
+            request = self._small_request
+            if clock is not None:
+                request = SmallRequest(**(request.__dict__ | {"clock": clock}))
+            answer = loss.small_answer(body, request)
+            if answer is not None:
+                reference = answer["reference"]
+                if reference is not None and not reference["agrees"]:
+                    self._disagreed(loss.name, answer["dtype"])
+                return answer
         token = remember_extremes()  # each large array is scanned for its extremes once
         quiet = QUIET.set(True)
         try:
@@ -196,16 +206,8 @@ class Dataplane:
         parsed: bool,
         clock: StageClock | None,
     ) -> dict[str, Any]:
-        if loss.name in self._small:
-            request = self._small_request
-            if clock is not None:
-                request = SmallRequest(**(request.__dict__ | {"clock": clock}))
-            answer = loss.small_answer(body, request)
-            if answer is not None:
-                reference = answer["reference"]
-                if reference is not None and not reference["agrees"]:
-                    self._disagreed(loss.name, answer["dtype"])
-                return answer
+        """The general path: validation, the loss's checks, torch, the reference, the
+        comparison and the warnings."""
         params = self.validate(loss, body, may_hold_bools=may_hold_bools, parsed=parsed)
         dtype = params.dtype or self.settings.dtype
         want_reference = self.settings.reference if params.reference is None else params.reference

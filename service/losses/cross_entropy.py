@@ -109,8 +109,6 @@ class CrossEntropy(Loss[CrossEntropyParams]):
 
     def small_answer(self, body: Any, request: SmallRequest) -> dict[str, Any] | None:
         """A few rows of logits, in plain Python floats (``cross_entropy_small``)."""
-        from service.losses import cross_entropy_small
-
         return cross_entropy_small.compute(
             self,
             body,
@@ -443,3 +441,7 @@ def _probability_reading(
     with quietly(invalid="ignore"):
         terms = np.where(t == 0, 0.0, t * logp)
     return float(-terms.sum(axis=-1).mean())
+
+
+# Last: the small path reads the warnings' texts above.
+from service.losses import cross_entropy_small  # noqa: E402
