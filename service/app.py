@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router())
     app.include_router(v2.build_router())
     app.include_router(conventions.build_router())
+    app.include_router(conventions.build_diagnose_router())
     page.install(app)
     docs.install(app)
     if metrics is not None:

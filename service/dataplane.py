@@ -18,7 +18,7 @@ import orjson
 import torch
 from pydantic import ValidationError
 
-from service import fastjson, losses
+from service import conventions, fastjson, losses
 from service.arrays import ArrayLimitError, ArrayLimits, check_json_depth
 from service.comparison import Comparison as Comparison
 from service.comparison import compare as compare
@@ -198,6 +198,13 @@ class Dataplane:
             response["extras"] = extras
         response["warnings"] = [warning_dict(w) for w in self._warnings(loss, params, prep, dtype)]
         return response
+
+    def torch_value(self, loss: Loss[Any], params: LossParams) -> npt.NDArray[Any]:
+        """Torch's value for a validated request, exactly as ``compute`` reports it (the same
+        preparation in the request's dtype, the same call, the same refusals)."""
+        dtype = params.dtype or self.settings.dtype
+        prep = loss.prepare(params, dtype)
+        return self._torch_value(loss, params, prep, dtype)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -415,4 +422,5 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         "extras": [GRAD, PRECISION, *loss.extras],
         "warning_codes": warning_codes(loss),
         "example": loss.example(),
+        "conventions": conventions.has(loss.name),
     }

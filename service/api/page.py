@@ -54,6 +54,7 @@ def index() -> dict[str, object]:
             "compute": "POST /v1/losses/{name}",
             "batch": "POST /v1/losses:batch",
             "conventions": "POST /v1/conventions/{name}",
+            "diagnose": "POST /v1/diagnose/{name}",
             "open_inference_protocol": "/v2",
             "health": "GET /v2/health/live, GET /v2/health/ready",
             "openapi": "GET /openapi.json",
@@ -61,7 +62,7 @@ def index() -> dict[str, object]:
             "explain": "GET /explain",
         },
         "losses": registry.names(),
-        "conventions": list(conventions.NAMES),
+        "conventions": conventions.names(),
     }
 
 

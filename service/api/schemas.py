@@ -70,6 +70,10 @@ class LossSummary(BaseModel):
         "means and what to do)."
     )
     example: dict[str, Any]
+    conventions: bool = Field(
+        description="Whether POST /v1/conventions/{name} and POST /v1/diagnose/{name} exist for "
+        "this loss (GET /v1/conventions lists them)."
+    )
 
 
 class LossList(BaseModel):
