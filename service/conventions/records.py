@@ -21,7 +21,7 @@ conventions is adding a module, adding a row is one decorated function in it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
@@ -154,6 +154,11 @@ class Mistake(Generic[C]):
     losses: frozenset[str] | None = None
     applies: Applies[C] = always
     kind: Kind = "mistake"
+
+    def only(self, *losses: str) -> Mistake[C]:
+        """This mistake for some losses of the family that takes it (a shared mistake that
+        applies to part of a family: ``shared.weights_not_in_denominator.only("mse_loss")``)."""
+        return replace(self, losses=frozenset(losses))
 
 
 class Family(Generic[C]):

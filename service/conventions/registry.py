@@ -98,7 +98,9 @@ def entry(name: str) -> LossEntry | None:
     if not conventions:
         return None
     mistakes = tuple(Bound(f, r) for f in families for r in f.mistakes if _covers(r, name))
-    mistakes += tuple(Bound(f, r, shared=True) for f in families for r in f.shared)
+    mistakes += tuple(
+        Bound(f, r, shared=True) for f in families for r in f.shared if _covers(r, name)
+    )
     seen: set[str] = set()
     for bound in conventions + mistakes:
         if bound.id in seen:
