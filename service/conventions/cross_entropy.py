@@ -589,6 +589,59 @@ def perplexity(case: Case, row: Row) -> None:
     )
 
 
+def _sequence(case: Case) -> bool:
+    """A sequence request: input (B, V, T), a language model's logits as torch takes them
+    (``logits.transpose(1, 2)``), with class indices (B, T)."""
+    return case.indices and len(case.batch) == 2
+
+
+def _shifted(case: Case, by: int) -> tuple[F64, I64, np.ndarray]:
+    """Each position's logits (B·T, V), the label ``by`` positions later (``ignore_index``
+    past the end, as transformers pads), and which positions are kept."""
+    b, t = case.batch
+    labels = case.y.reshape(b, t)
+    shifted = np.full((b, t), case.ignore_index, dtype=np.int64)
+    if by < t:
+        shifted[:, : t - by] = labels[:, by:]
+    flat = shifted.reshape(-1)
+    kept = flat != case.ignore_index
+    return case.x, np.where(kept, flat, 0), kept
+
+
+def _causal_lm(case: Case, by: int) -> tuple[float, F64]:
+    x, labels, kept = _shifted(case, by)
+    lse = x.max(axis=-1) + np.log(np.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1))
+    per = np.where(kept, lse - x[np.arange(labels.size), labels], 0.0)
+    return mean_of(per, float(kept.sum())), case.shaped(per)
+
+
+@FAMILY.convention(
+    "hf_causal_lm",
+    "transformers",
+    "transformers.loss.loss_utils.ForCausalLMLoss(input.transpose(1, 2), target, vocab_size=V)",
+    reads=LOGITS,
+    fix="Shift the labels as transformers does to compare: torch's cross_entropy scores "
+    "position t against target[:, t]; ForCausalLMLoss against target[:, t + 1] "
+    "(cross_entropy(input[:, :, :-1], target[:, 1:]) gives its number).",
+    applies=_sequence,
+)
+def hf_causal_lm(case: Case, row: Row) -> None:
+    opts = "" if case.ignore_index == -100 else f", ignore_index={case.ignore_index}"
+    row.call = (
+        "transformers.loss.loss_utils.ForCausalLMLoss(input.transpose(1, 2), target, "
+        f"vocab_size={case.classes}{opts})"
+    )
+    row.fill(*_causal_lm(case, 1))
+    row.reading = (
+        "transformers' causal language model loss shifts the labels: the logits at position t "
+        "are scored against label t + 1 (the last position against nothing), with ignore_index "
+        "-100, and the mean is over the tokens kept"
+    )
+    _left_out(row, case, "ForCausalLMLoss", weight=True, smoothing=True)
+    if row.differences:
+        row.differences.insert(0, row.reading)
+
+
 def _left_out(
     row: Row, case: Case, who: str, *, weight: bool = False, smoothing: bool = False
 ) -> None:
@@ -647,3 +700,20 @@ def logits_as_probabilities(case: Case) -> float:
     p = np.clip(case.x[kept, case.y[kept]], SKLEARN_EPSILON, 1 - SKLEARN_EPSILON)
     sw = np.ones(p.size) if case.weight is None else case.weight[case.y[kept]]
     return float(np.float64((-np.log(p) * sw).sum()) / np.float64(sw.sum()))
+
+
+def _double_shift(case: Case) -> bool:
+    return _sequence(case) and case.batch[1] >= 3 and bool(_shifted(case, 2)[2].any())
+
+
+@FAMILY.mistake(
+    "causal_lm_double_shift",
+    explanation="Labels shifted twice give this: shifted by hand and again by the library "
+    "(transformers' ForCausalLMLoss shifts them itself), so position t is scored against "
+    "label t + 2.",
+    fix="Pass the labels unshifted (labels = input_ids) to a loss that shifts them, or shift "
+    "them once yourself for torch's cross_entropy.",
+    applies=_double_shift,
+)
+def causal_lm_double_shift(case: Case) -> float:
+    return _causal_lm(case, 2)[0]

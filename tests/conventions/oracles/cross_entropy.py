@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
 from tests.conventions.oracles import Body, cases, mistake, row
-from tests.conventions.oracles.libraries import jax, jnp, keras, optax, sklearn
+from tests.conventions.oracles.libraries import ForCausalLMLoss, jax, jnp, keras, optax, sklearn
 from tests.conventions.oracles.tools import assert_close, per
 
 CE = "cross_entropy"
@@ -275,3 +275,50 @@ def textbook_on_scores(loss: str, body: Body) -> float:
     p = torch.clamp(torch.tensor(a.x[a.keep, a.y[a.keep]]), eps, 1 - eps)
     w = torch.ones_like(p) if a.weight is None else torch.tensor(a.weight[a.y[a.keep]])
     return float((-torch.log(p) * w).sum() / w.sum())
+
+
+_B, _V, _T = 2, 7, 5
+_lm_logits = _rng.standard_normal((_B, _T, _V)) * 2
+_lm_labels = _rng.integers(0, _V, (_B, _T))
+_lm_padded = np.where(np.arange(_T) >= 3, -100, _lm_labels)
+cases(
+    CE,
+    {
+        "language model": {
+            "input": np.transpose(_lm_logits, (0, 2, 1)).tolist(),
+            "target": _lm_labels.tolist(),
+        },
+        "language model, padded with -100": {
+            "input": np.transpose(_lm_logits, (0, 2, 1)).tolist(),
+            "target": _lm_padded.tolist(),
+        },
+    },
+)
+
+
+@row(CE, "hf_causal_lm")
+def hf_causal_lm_oracle(loss: str, body: Body, got: dict[str, Any]) -> None:
+    """transformers' ForCausalLMLoss on the logits (B, T, V) and the labels; it computes in
+    float32 (``logits.float()``), hence the float32 tolerance."""
+    logits = torch.tensor(body["input"], dtype=torch.float64).transpose(1, 2).contiguous()
+    labels = torch.tensor(body["target"])
+    kwargs = {} if "ignore_index" not in body else {"ignore_index": body["ignore_index"]}
+    want = ForCausalLMLoss(logits, labels, vocab_size=logits.shape[-1], **kwargs)
+    assert_close(got["value"], float(want), rel=1e-6)
+
+
+@mistake(CE, "causal_lm_double_shift")
+def double_shift(loss: str, body: Body) -> float:
+    """The labels shifted by the user (labels[:, 1:], padded with -100), then by
+    ForCausalLMLoss again; computed in float64 with torch from that documented shift, since
+    ForCausalLMLoss itself computes in float32."""
+    logits = torch.tensor(body["input"], dtype=torch.float64).transpose(1, 2).contiguous()
+    labels = torch.tensor(body["target"])
+    ignore = body.get("ignore_index", -100)
+    once = F.pad(labels[:, 1:], (0, 1), value=ignore)  # the user's shift
+    twice = F.pad(once[:, 1:], (0, 1), value=ignore)  # the library's
+    v = logits.shape[-1]
+    library = float(ForCausalLMLoss(logits, once, vocab_size=v, ignore_index=ignore))
+    mine = float(F.cross_entropy(logits.reshape(-1, v), twice.reshape(-1), ignore_index=ignore))
+    assert abs(library - mine) <= 1e-5 * abs(mine), (library, mine)
+    return mine
