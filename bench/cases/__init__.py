@@ -7,6 +7,7 @@ from __future__ import annotations
 from bench.cases import (
     burst_memory,
     catalogue,
+    diagnose,
     large_binary,
     large_json,
     memory,
@@ -22,6 +23,7 @@ CASES: dict[str, Case] = {
     for c in (
         small.CASE,
         catalogue.CASE,
+        diagnose.CASE,
         workers.CASE,
         large_json.CASE,
         large_binary.CASE,
