@@ -86,6 +86,8 @@ class Row:
             text = self.same
         else:
             text = self.reading or self.same
+        if not text:
+            return ""
         if text.split(" ", 1)[0] not in _LOWERCASE_NAMES:
             text = text[0].upper() + text[1:]
         return text if text.endswith(".") else text + "."

@@ -172,12 +172,15 @@ def _sklearn_2d(case: Case, row: Row) -> tuple[F64, F64, F64 | None] | None:
     sw = None
     if case.weight is not None:
         w2 = case.weight.reshape(-1, 1) if case.weight.ndim == 1 else case.weight
-        if w2.ndim == 2 and np.all(w2 == w2[:, :1]) and np.any(w2[:, 0] != 0):
+        if w2.ndim == 2 and np.all(w2 == w2[:, :1]):
             sw = w2[:, 0]
+            if not np.isfinite(sw.sum()) or sw.sum() == 0:
+                row.refuse("scikit-learn refuses sample weights that sum to zero")
+                return None
         else:
             row.differences.append(
                 "scikit-learn's sample_weight weighs whole samples, and this weight differs "
-                "within a sample (or is all zero), so it is computed without weight"
+                "within a sample, so it is computed without weight"
             )
     return t2, x2, sw
 
