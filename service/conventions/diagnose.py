@@ -217,7 +217,7 @@ def _observed(value: Any) -> float:
 
 
 def _rtol(value: Any) -> float:
-    if value is _MISSING or value is None:
+    if value is _MISSING:
         return DEFAULT_RTOL
     out = _number(value)
     if out is None or out < 0:

@@ -103,6 +103,7 @@ async def test_rtol_widens_the_matches(client: httpx.AsyncClient) -> None:
         ({"observed": 1.0, "rtol": -1e-3}, "rtol"),
         ({"observed": 1.0, "rtol": "0.1"}, "rtol"),
         ({"observed": 1.0, "rtol": False}, "rtol"),
+        ({"observed": 1.0, "rtol": None}, "rtol"),
     ],
 )
 async def test_bad_observed_or_rtol_is_422_naming_it(
