@@ -1,9 +1,12 @@
 """The explainer page (``GET /`` and ``GET /explain``) and the JSON index of the API.
 
 The page is plain HTML, CSS and ES modules shipped in the package (``service/static/explain``),
-served as files: no build step, no CDN. Its numbers all come from the API it calls
-(``/v1/losses/...`` and ``/v1/conventions/...``). A client that prefers JSON at ``/`` (``Accept:
-application/json``) gets a short index of the API instead of the page.
+served as files: no build step, no CDN. Its numbers all come from the API it calls: the losses
+that have conventions (``GET /v1/conventions``), each one's inputs, options and example
+(``GET /v1/losses/{name}``), and per edit ``POST /v1/losses/{name}``,
+``/v1/conventions/{name}`` and, for a number the user typed, ``/v1/diagnose/{name}``. A client
+that prefers JSON at ``/`` (``Accept: application/json``) gets a short index of the API instead
+of the page.
 """
 
 from __future__ import annotations

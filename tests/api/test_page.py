@@ -72,6 +72,19 @@ async def test_static_files(client: httpx.AsyncClient, name: str) -> None:
     assert "cdn" not in r.text.lower()
 
 
+def test_every_module_the_page_loads_is_shipped() -> None:
+    """The page's script and stylesheet, and each ES module's relative imports, are files of the
+    static folder: a module renamed without its importers would fail only in a browser."""
+    page = (STATIC_DIR / "index.html").read_text()
+    wanted = set(re.findall(r'(?:src|href)="explain/static/([^"]+)"', page))
+    assert {"main.js", "explain.css"} <= wanted
+    for module in STATIC_DIR.glob("*.js"):
+        wanted |= set(re.findall(r'from "\./([^"]+)"', module.read_text()))
+    assert len(wanted) > 2
+    for name in sorted(wanted):
+        assert (STATIC_DIR / name).is_file(), name
+
+
 def test_every_static_file_is_package_data() -> None:
     """The wheel (and so the Docker image) carries every file the page needs."""
     text = (ROOT / "pyproject.toml").read_text()
