@@ -1,16 +1,19 @@
 """ctc_loss as each library reduces (and normalises) the same sequences.
 
 Rows, in this order: ``torch`` (the service's reference for the request), ``torch_sum``,
-``per_sequence_mean``, ``hf_wav2vec2`` and ``optax``. Every library computes the same
-per-sequence negative log-likelihood -log p(target | frames) by the CTC forward recursion; they
-differ in how they reduce the batch, in whether they apply log_softmax to their input, and in
-what an impossible alignment gives:
+``per_sequence_mean``, ``keras_ctc``, ``hf_wav2vec2`` and ``optax``. Every library computes the
+same per-sequence negative log-likelihood -log p(target | frames) by the CTC forward recursion;
+they differ in how they reduce the batch, in whether they apply log_softmax to their input, in
+which lengths they use, and in what an impossible alignment gives:
 
 - torch ``reduction='mean'``: each sequence's loss divided by its target length (clamped to 1),
   then the mean over the batch; ``zero_infinity`` replaces infinite losses by 0.
-- Keras 3 ``keras.ops.ctc_loss`` / ``keras.losses.CTC``, ``tf.nn.ctc_loss`` and optax take
-  logits, apply log_softmax themselves, and return per-sequence losses, which their users
-  average (Keras's default reduction, ``tf.reduce_mean``, ``.mean()``): no length division.
+- Keras 3 ``keras.ops.ctc_loss``, ``tf.nn.ctc_loss`` and optax take logits, apply log_softmax
+  themselves, and return per-sequence losses, which their users average (Keras's default
+  reduction, ``tf.reduce_mean``, ``.mean()``): no length division.
+- Keras 3 ``keras.losses.CTC()(y_true, y_pred)`` has no lengths: it scores every frame and
+  takes as each label length the number of non-zero entries of its row of y_true (0 is its
+  blank, fixed), then the mean over the batch.
 - transformers' ``Wav2Vec2ForCTC`` (and the other CTC heads): log_softmax of the logits (in
   float32), then torch's ctc_loss with ``reduction=config.ctc_loss_reduction``, "sum" by
   default, ``blank=config.pad_token_id`` and ``zero_infinity=config.ctc_zero_infinity``.
@@ -233,6 +236,87 @@ def per_sequence_mean(case: Case, row: Row) -> None:
         row.differences.append(
             "Keras and tf.nn have no zero_infinity: a sequence that cannot be aligned keeps its "
             "infinite loss"
+        )
+    if row.differences:
+        row.differences.insert(0, row.reading)
+
+
+def _keras_labels(case: Case) -> I64:
+    """The (N, S) labels the call passes: the padded targets as sent, or the concatenated ones
+    padded with 0 (Keras's mask)."""
+    targets = np.asarray(case.request.prep.arrays["targets"])
+    if case.padded:
+        return targets.reshape(case.target_lengths.size, -1)
+    return case.labels
+
+
+@FAMILY.convention(
+    "keras_ctc",
+    "Keras 3",
+    "keras.losses.CTC()(targets, moveaxis(log_probs, 0, 1))",
+    reads=LOGITS,
+    fix="keras.losses.CTC scores every frame and counts the non-zero labels: give "
+    "keras.ops.ctc_loss the input and target lengths (mask_index=blank), and divide each loss by "
+    "its target length before the mean, as torch's reduction='mean' does.",
+)
+def keras_ctc(case: Case, row: Row) -> None:
+    targets = "targets" if case.padded else "padded_targets"
+    lp = "log_probs[:, None]" if case.unbatched else "log_probs"
+    if case.unbatched and case.padded:
+        targets += "[None]"
+    row.call = f"keras.losses.CTC()({targets}, moveaxis({lp}, 0, 1))"
+    if case.blank != 0:
+        row.refuse(
+            f"keras.losses.CTC takes class 0 as the blank (its mask_index is fixed at 0); this "
+            f"request's blank is {case.blank}"
+        )
+        return
+    labels = _keras_labels(case)
+    counted = (labels != 0).sum(axis=1)
+    frames = case.log_probs.shape[0]
+    lp_all = np.asarray(case.request.array("log_probs"), dtype=np.float64)
+    batch = case.target_lengths.size
+    ref = case.request.rerun(
+        log_probs=log_softmax(lp_all, axis=-1),
+        targets=labels,
+        input_lengths=np.full(batch, frames) if not case.unbatched else np.asarray(frames),
+        target_lengths=counted if not case.unbatched else np.asarray(counted[0]),
+        zero_infinity=False,
+        reduction="none",
+    )
+    if ref is None:
+        row.refuse(
+            "keras.losses.CTC counts every non-zero entry of a row of targets as a label, padding "
+            "included, and these rows then hold entries that are not labels (a class outside "
+            "[1, C), or the blank 0 before a non-zero one)"
+        )
+        return
+    per = np.asarray(ref.losses, dtype=np.float64).reshape(-1)
+    row.fill(mean_of(per, per.size), case.shaped(per))
+    row.reading = (
+        "no lengths in keras.losses.CTC: it scores every frame of each sequence, counts the "
+        "non-zero labels of each row of targets, and averages the per-sequence losses, where "
+        "torch's mean divides each by its target length first"
+    )
+    row.same = (
+        "Same number as torch: every sequence uses all its frames and has one label, so the "
+        "conventions meet"
+    )
+    short = int(np.count_nonzero(case.input_lengths < frames))
+    if short:
+        row.differences.append(
+            f"it has no input lengths: {short} sequence(s) shorter than the {frames} frames are "
+            "scored over all of them"
+        )
+    if not np.array_equal(counted, case.target_lengths):
+        row.differences.append(
+            "it takes the number of non-zero entries of each row of targets as its length, which "
+            "differs from target_lengths here"
+        )
+    _takes_logits(case, row, "Keras")
+    if case.zero_infinity and bool(np.isinf(per).any()):
+        row.differences.append(
+            "Keras has no zero_infinity: a sequence that cannot be aligned keeps its infinite loss"
         )
     if row.differences:
         row.differences.insert(0, row.reading)

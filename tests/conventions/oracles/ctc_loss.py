@@ -210,3 +210,24 @@ def per_sequence_average(loss: str, body: Body) -> float:
 def log_softmax_first(loss: str, body: Body) -> float:
     lp = torch.log_softmax(torch.tensor(body["log_probs"], dtype=torch.float64), dim=-1)
     return float(_torch(body, log_probs=lp))
+
+
+@row(CTC, "keras_ctc")
+def keras_loss_oracle(loss: str, body: Body, got: dict[str, Any]) -> None:
+    """keras.losses.CTC on the batch-first logits and the padded targets as they are (padded
+    with 0 where concatenated). Where the blank is not 0, or a row's non-zero entries (which
+    Keras counts as its labels) include padding that is not a class, or a 0 before a label,
+    torch's CTC would read them as labels: the row refuses."""
+    s = Sequences(body)
+    targets = np.asarray(body["targets"])
+    labels = targets.reshape(s.tl.size, -1) if targets.ndim == 2 else s.labels
+    counted = (labels != 0).sum(axis=1)
+    classes = s.lp.shape[-1]
+    read = [row[:n] for row, n in zip(labels, counted, strict=True)]
+    if s.blank != 0 or any(((r < 1) | (r >= classes)).any() for r in read):
+        assert "error" in got, got
+        return
+    losses = keras.losses.CTC(reduction=None)(labels, np.moveaxis(s.lp, 0, 1))
+    assert_close(per(got), np.asarray(losses, dtype=np.float64), rel=1e-6)  # float32, as above
+    mean = keras.losses.CTC()(labels, np.moveaxis(s.lp, 0, 1))
+    assert_close(got["value"], float(mean), rel=1e-6)
