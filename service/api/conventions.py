@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from service import conventions
 from service.api.body import read_body
 from service.api.losses import ERROR_RESPONSES, LeanRoute, json_response
+from service.api.openapi import json_body
 from service.api.state import get_state
 from service.dataplane import Dataplane
 from service.errors import NotFound
@@ -89,17 +90,7 @@ def build_router() -> APIRouter:
             responses=ERROR_RESPONSES,
             summary=f"Every library's convention for {name}",
             route_class_override=LeanRoute,
-            openapi_extra={
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": loss.params_model.model_json_schema(),
-                            "example": EXAMPLES.get(name, loss.example()),
-                        }
-                    },
-                }
-            },
+            openapi_extra=json_body(loss.params_model, EXAMPLES.get(name, loss.example())),
         )
 
     @router.post("/{name}", include_in_schema=False)

@@ -47,6 +47,7 @@ from service.losses.base import (
     Reference,
     Sample,
     Tensor,
+    TorchFeature,
 )
 from service.losses.common import (
     ClassWeight,
@@ -156,6 +157,9 @@ class LinearCrossEntropy(Loss[LinearCrossEntropyParams]):
             "weight_with_probabilities",
             "target_not_a_distribution",
         }
+    )
+    requires = TorchFeature(
+        ("nn.functional.linear_cross_entropy", "nn.LinearCrossEntropyOptions"), since="2.13"
     )
     summary = "Cross-entropy of a linear head's logits, without holding the N x C logits."
     formula = "z = input·Wᵀ + b; loss = Σ_c a_c·(logsumexp(z) - z_c); a = w_y·onehot(y) or w·t"

@@ -5,18 +5,20 @@ memory bounded by the block), ``ignore_index``'s ``None`` default and the fallba
 from __future__ import annotations
 
 import tracemalloc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn import LinearCrossEntropyOptions
 
 from service.dataplane import Dataplane
 from service.errors import InvalidInput
 from service.losses import linear_cross_entropy as module
 from service.losses.linear_cross_entropy import LinearCrossEntropy, LinearCrossEntropyParams
+
+if TYPE_CHECKING:  # torch before 2.13 has none: the module must import there (make compat)
+    from torch.nn import LinearCrossEntropyOptions
 
 LOSS = LinearCrossEntropy()
 
@@ -50,7 +52,7 @@ def _torch_options(spec: dict[str, Any] | None) -> LinearCrossEntropyOptions | N
     spec = dict(spec)
     if "acc_dtype" in spec:
         spec["acc_dtype"] = getattr(torch, spec["acc_dtype"])
-    return LinearCrossEntropyOptions(**spec)
+    return torch.nn.LinearCrossEntropyOptions(**spec)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -105,7 +107,7 @@ def test_other_accumulation_of_float32_is_refused(dataplane: Dataplane, acc_dtyp
             t["input"],
             t["linear_weight"],
             t["target"].long(),
-            options=LinearCrossEntropyOptions(acc_dtype=getattr(torch, acc_dtype)),
+            options=torch.nn.LinearCrossEntropyOptions(acc_dtype=getattr(torch, acc_dtype)),
         )
 
 
