@@ -72,6 +72,27 @@ BLOCK_ELEMENTS = 1 << 20
 DEFAULT_IGNORE_INDEX = -100
 
 
+#: Every ``acc_policy`` some torch release accepted; the installed one may accept fewer.
+ACC_POLICY_NAMES = ("accurate", "balanced", "compact", "auto")
+
+
+def _accepted_policies() -> frozenset[str]:
+    """The ``acc_policy`` values the installed torch's ``LinearCrossEntropyOptions`` accepts
+    ('balanced' went in torch 2.14): asked of torch itself, once, at start-up."""
+    options: Any = getattr(torch.nn, "LinearCrossEntropyOptions", None)
+    accepted = set()
+    for policy in ACC_POLICY_NAMES if options is not None else ():
+        try:
+            options(acc_policy=policy)
+        except (ValueError, TypeError):
+            continue
+        accepted.add(policy)
+    return frozenset(accepted)
+
+
+ACC_POLICIES: frozenset[str] = _accepted_policies()
+
+
 class LinearCrossEntropyOptionsModel(BaseModel):
     """``torch.nn.LinearCrossEntropyOptions``'s fields, with torch's defaults and values."""
 
@@ -96,6 +117,16 @@ class LinearCrossEntropyOptionsModel(BaseModel):
         description="Accumulation dtype: the compute dtype, or float32 for float16/bfloat16; "
         "null lets torch choose.",
     )
+
+    @field_validator("acc_policy")
+    @classmethod
+    def _policy_of_this_torch(cls, value: str) -> str:
+        if ACC_POLICIES and value not in ACC_POLICIES:
+            accepted = ", ".join(repr(p) for p in ACC_POLICY_NAMES if p in ACC_POLICIES)
+            raise ValueError(
+                f"torch {torch.__version__} has no acc_policy {value!r}; it accepts {accepted}"
+            )
+        return value
 
     @field_validator("chunking_method")
     @classmethod
@@ -442,6 +473,8 @@ class LinearCrossEntropy(Loss[LinearCrossEntropyParams]):
             {"acc_policy": "balanced"},
             {"acc_policy": "compact", "allow_retain_graph": True},
         ]
+        # Only the policies the installed torch has ('balanced' went in 2.14).
+        options = [o for o in options if o is None or o.get("acc_policy", "auto") in ACC_POLICIES]
         i = 0
         for scale in (0.1, 1.0, 10.0):
             for n, hidden, classes in ((6, 4, 5), (1, 3, 7), (9, 2, 3)):

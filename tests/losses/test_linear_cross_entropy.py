@@ -36,6 +36,23 @@ OPTIONS: dict[str, dict[str, Any] | None] = {
 }
 
 
+def torch_accepts(policy: str) -> bool:
+    """Whether the installed torch has this acc_policy (torch 2.14 dropped 'balanced')."""
+    if not hasattr(torch.nn, "LinearCrossEntropyOptions"):
+        return False  # before torch 2.13: these tests are deselected (tests/conftest.py)
+    options: Any = torch.nn.LinearCrossEntropyOptions
+    try:
+        options(acc_policy=policy)
+    except ValueError:
+        return False
+    return True
+
+
+OPTIONS = {
+    k: v for k, v in OPTIONS.items() if v is None or torch_accepts(v.get("acc_policy", "auto"))
+}
+
+
 def _problem(seed: int = 0, n: int = 7, hidden: int = 4, classes: int = 9) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     return {
@@ -217,3 +234,19 @@ def test_breakdown_has_rows_logsumexp_target_logit_and_loss(dataplane: Dataplane
         F.cross_entropy(logits, torch.tensor(arrays["target"]), reduction="none"),
         rtol=1e-13,
     )
+
+
+@pytest.mark.parametrize("policy", ["accurate", "balanced", "compact", "auto"])
+def test_a_policy_this_torch_lacks_is_refused_naming_it(dataplane: Dataplane, policy: str) -> None:
+    """Every policy some torch had: computed where the installed torch has it, else a 422 at
+    options.acc_policy (never torch's own ValueError)."""
+    body = {**_problem(), "options": {"acc_policy": policy}}
+    body = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in body.items()}
+    loss = LOSS
+    if torch_accepts(policy):
+        assert dataplane.compute(loss, body)["reference"]["agrees"]
+    else:
+        with pytest.raises(InvalidInput) as info:
+            dataplane.compute(loss, body)
+        assert info.value.field == "options.acc_policy"
+        assert torch.__version__ in info.value.detail
