@@ -31,6 +31,7 @@ from service.errors import (
     InvalidInput,
     LimitExceeded,
     MalformedBody,
+    NotImplementedByTorch,
 )
 from service.losses import cross_entropy_small, registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference
@@ -102,8 +103,8 @@ class Dataplane:
 
     def loss(self, name: str) -> Loss[Any]:
         """The loss answering to ``name`` (functional or ``torch.nn`` module name); a 404
-        suggesting the closest names otherwise."""
-        return registry.resolve(name)
+        suggesting the closest names otherwise, and a 501 when the installed torch lacks it."""
+        return require_available(registry.resolve(name))
 
     def validate(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> LossParams:
         if not isinstance(body, dict):
@@ -125,6 +126,8 @@ class Dataplane:
         return params
 
     def compute(self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True) -> dict[str, Any]:
+        if not loss.available:
+            require_available(loss)
         small = self.small_paths.get(loss.name)
         if small is not None:
             answer = small(
@@ -336,6 +339,24 @@ def warning_codes(loss: Loss[Any]) -> list[str]:
     return sorted(loss.warning_codes | GENERAL_WARNINGS)
 
 
+def require_available(loss: Loss[Any]) -> Loss[Any]:
+    """``loss``, or ``NotImplementedByTorch`` (501) naming the installed and the needed torch
+    when the installed one lacks what it needs (``Loss.requires``, probed at start-up)."""
+    if loss.available or loss.requires is None:
+        return loss
+    raise NotImplementedByTorch(
+        f"{loss.name} needs torch >= {loss.requires.since} ({loss.requires.describe()}); the "
+        f"installed torch is {torch.__version__}. GET /v1/losses lists what this server "
+        "computes ('available')."
+    )
+
+
+def torch_required(loss: Loss[Any]) -> str | None:
+    """The first torch release that computes ``loss``, where it is later than the service's
+    floor; ``None`` where any supported torch does."""
+    return loss.requires.since if loss.requires is not None else None
+
+
 def params_reduces(params: LossParams) -> bool:
     """Whether the reduction divides by a denominator: 'mean', or a loss's own such as
     'batchmean'; 'none' and 'sum' divide by nothing."""
@@ -423,4 +444,6 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         "warning_codes": warning_codes(loss),
         "example": loss.example(),
         "conventions": conventions.has(loss.name),
+        "available": loss.available,
+        "torch_required": torch_required(loss),
     }

@@ -9,17 +9,19 @@ names, as ``/v1/losses`` has.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from service import conventions
 from service.api.body import read_body
 from service.api.losses import ERROR_RESPONSES, LeanRoute, json_response
+from service.api.openapi import json_body
 from service.api.schemas import Number
 from service.api.state import get_state
 from service.conventions import registry as conventions_registry
@@ -27,9 +29,8 @@ from service.conventions.diagnose import DEFAULT_RTOL
 from service.dataplane import Dataplane
 from service.jsonenc import dumps
 from service.losses import registry
-from service.losses.base import Loss
+from service.losses.base import LossParams
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
-from service.schema import inline_defs
 
 PREFIX = "/v1/conventions"
 DIAGNOSE_PREFIX = "/v1/diagnose"
@@ -133,33 +134,28 @@ def _endpoint(handler: Handler, name: str) -> Callable[[Request], Coroutine[Any,
     return endpoint
 
 
-def _body(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schema, "example": example}},
-        }
-    }
-
-
-def diagnose_schema(loss: Loss[Any]) -> dict[str, Any]:
-    """The loss's request schema with ``observed`` and ``rtol`` beside its arguments."""
-    schema = inline_defs(loss.params_model.model_json_schema())
-    schema["title"] = f"Diagnose{loss.params_model.__name__}"
-    schema["properties"] = dict(schema.get("properties", {})) | {
-        "observed": {
-            "type": "number",
-            "description": "The number you got elsewhere, to be explained (finite).",
-        },
-        "rtol": {
-            "type": "number",
-            "minimum": 0,
-            "default": DEFAULT_RTOL,
-            "description": "A candidate matches when |value - observed| <= rtol * |observed|.",
-        },
-    }
-    schema["required"] = [*schema.get("required", []), "observed"]
-    return schema
+@functools.cache
+def diagnose_model(params_model: type[LossParams]) -> type[LossParams]:
+    """The documented body of ``POST /v1/diagnose/{name}``: the loss's request model with
+    ``observed`` and ``rtol`` beside its arguments (named ``Diagnose<Params>`` in the OpenAPI
+    document). It documents; ``service.conventions.diagnose`` validates the two fields itself,
+    with the loss's own checks first."""
+    return create_model(
+        f"Diagnose{params_model.__name__}",
+        __base__=params_model,
+        observed=(
+            float,
+            Field(description="The number you got elsewhere, to be explained (finite)."),
+        ),
+        rtol=(
+            float,
+            Field(
+                default=DEFAULT_RTOL,
+                ge=0,
+                description="A candidate matches when |value - observed| <= rtol * |observed|.",
+            ),
+        ),
+    )
 
 
 def build_router() -> APIRouter:
@@ -188,9 +184,7 @@ def build_router() -> APIRouter:
             responses=ERROR_RESPONSES,
             summary=f"Every library's convention for {name}",
             route_class_override=LeanRoute,
-            openapi_extra=_body(
-                loss.params_model.model_json_schema(), EXAMPLES.get(name, loss.example())
-            ),
+            openapi_extra=json_body(loss.params_model, EXAMPLES.get(name, loss.example())),
         )
 
     @router.post("/{name}", include_in_schema=False)
@@ -224,7 +218,7 @@ def build_diagnose_router() -> APIRouter:
             responses=ERROR_RESPONSES,
             summary=f"Explain a number you got for {name}",
             route_class_override=LeanRoute,
-            openapi_extra=_body(diagnose_schema(loss), example),
+            openapi_extra=json_body(diagnose_model(loss.params_model), example),
         )
 
     @router.post("/{name}", include_in_schema=False)
