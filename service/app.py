@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from service import __version__
-from service.api import conventions, docs, health, page, problems, v2
+from service.api import conventions, docs, health, openapi, page, problems, v2
 from service.api.inline import InlineSmallLosses, SmallFront
 from service.api.losses import build_router
 from service.api.middleware import (
@@ -29,6 +29,7 @@ from service.api.middleware import (
 from service.api.state import ServiceState
 from service.dataplane import Dataplane
 from service.device import resolve_device
+from service.losses import registry
 from service.memory import limit_malloc_arenas
 from service.observability.access import AccessLog
 from service.observability.metrics import Metrics
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     limit_malloc_arenas(settings.malloc_arenas)
-    metrics = Metrics(device) if settings.metrics else None
+    metrics = Metrics(device, registry.names()) if settings.metrics else None
     state = ServiceState(settings=settings, dataplane=Dataplane(settings, device), metrics=metrics)
     access = AccessLog()
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served by service.api.docs, from the service's own files
         redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.service = state
     problems.install(app)
@@ -108,8 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router())
     app.include_router(v2.build_router())
     app.include_router(conventions.build_router())
+    app.include_router(conventions.build_diagnose_router())
     page.install(app)
     docs.install(app)
+    openapi.install(app, settings.max_rank)
     if metrics is not None:
         install_metrics(app, metrics)
     # Innermost, so added first: the middleware installed after it (request ids, API keys,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.dataplane import Dataplane, parse_json
-from service.errors import FieldError, InvalidInput, NotFound, ServiceError
+from service.errors import FieldError, InvalidInput, NotFound, NotImplementedByTorch, ServiceError
 from service.losses import registry
 
 ITEM_KEYS = frozenset({"loss", "args"})
@@ -97,6 +97,8 @@ def _item(dataplane: Dataplane, item: Any) -> tuple[Any, dict[str, Any]]:
         loss = dataplane.loss(name)
     except NotFound as exc:
         raise NotFound(exc.detail, errors=[FieldError("loss", exc.detail)]) from None
+    except NotImplementedByTorch as exc:
+        raise NotImplementedByTorch(exc.detail, errors=[FieldError("loss", exc.detail)]) from None
     args = item.get("args", {})
     if not isinstance(args, dict):
         raise InvalidInput.at("args", "the loss's keyword arguments, as an object")

@@ -18,7 +18,7 @@ import orjson
 import torch
 from pydantic import ValidationError
 
-from service import fastjson, losses
+from service import conventions, fastjson, losses
 from service.arrays import (
     ArrayLimitError,
     ArrayLimits,
@@ -37,6 +37,7 @@ from service.errors import (
     InvalidInput,
     LimitExceeded,
     MalformedBody,
+    NotImplementedByTorch,
 )
 from service.losses import registry
 from service.losses.base import Loss, LossParams, LossWarning, Prepared, Reference, SmallRequest
@@ -136,9 +137,9 @@ class Dataplane:
 
     def loss(self, name: str) -> Loss[Any]:
         """The loss answering to ``name`` (functional or ``torch.nn`` module name); a 404
-        suggesting the closest names otherwise."""
+        suggesting the closest names otherwise, and a 501 when the installed torch lacks it."""
         loss = self._losses.get(name)
-        return loss if loss is not None else registry.resolve(name)
+        return require_available(loss if loss is not None else registry.resolve(name))
 
     def validate(
         self, loss: Loss[Any], body: Any, *, may_hold_bools: bool = True, parsed: bool = False
@@ -176,6 +177,8 @@ class Dataplane:
         """The response to ``body`` (the loss's keyword arguments); raises ``ServiceError``
         subclasses on bad input. ``may_hold_bools`` and ``parsed`` say what is known of the
         body's numbers (``validate``)."""
+        if not loss.available:
+            require_available(loss)
         if loss.name in self._small:  # the loss's own path first: a few Python floats
             request = self._small_request
             if clock is not None:
@@ -270,6 +273,13 @@ class Dataplane:
         if clock is not None:
             clock.lap("warnings")
         return response
+
+    def torch_value(self, loss: Loss[Any], params: LossParams) -> npt.NDArray[Any]:
+        """Torch's value for a validated request, exactly as ``compute`` reports it (the same
+        preparation in the request's dtype, the same call, the same refusals)."""
+        dtype = params.dtype or self.settings.dtype
+        prep = loss.prepare(params, dtype)
+        return self._torch_value(loss, params, prep, dtype)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -401,6 +411,24 @@ def warning_codes(loss: Loss[Any]) -> list[str]:
     return sorted(loss.warning_codes | GENERAL_WARNINGS)
 
 
+def require_available(loss: Loss[Any]) -> Loss[Any]:
+    """``loss``, or ``NotImplementedByTorch`` (501) naming the installed and the needed torch
+    when the installed one lacks what it needs (``Loss.requires``, probed at start-up)."""
+    if loss.available or loss.requires is None:
+        return loss
+    raise NotImplementedByTorch(
+        f"{loss.name} needs torch >= {loss.requires.since} ({loss.requires.describe()}); the "
+        f"installed torch is {torch.__version__}. GET /v1/losses lists what this server "
+        "computes ('available')."
+    )
+
+
+def torch_required(loss: Loss[Any]) -> str | None:
+    """The first torch release that computes ``loss``, where it is later than the service's
+    floor; ``None`` where any supported torch does."""
+    return loss.requires.since if loss.requires is not None else None
+
+
 def params_reduces(params: LossParams) -> bool:
     """Whether the reduction divides by a denominator: 'mean', or a loss's own such as
     'batchmean'; 'none' and 'sum' divide by nothing."""
@@ -490,4 +518,7 @@ def describe(loss: Loss[Any]) -> dict[str, Any]:
         "extras": [GRAD, PRECISION, *loss.extras],
         "warning_codes": warning_codes(loss),
         "example": loss.example(),
+        "conventions": conventions.has(loss.name),
+        "available": loss.available,
+        "torch_required": torch_required(loss),
     }

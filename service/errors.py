@@ -76,6 +76,15 @@ class NotFound(ServiceError):
     title = "Not found"
 
 
+class NotImplementedByTorch(ServiceError):
+    """The installed torch lacks what the loss needs (``Loss.requires``): a newer torch would
+    compute it. Not the client's error, and not a fault of this server's: 501."""
+
+    status = 501
+    code = "not-implemented"
+    title = "Not implemented by the installed torch"
+
+
 class Unavailable(ServiceError):
     """The service cannot answer now (not ready, overloaded, device unusable)."""
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from service.app import create_app
 from service.dataplane import Dataplane
+from service.losses import registry
 from service.settings import Settings
 from tests.server import LiveServer, live_server
 
@@ -65,10 +66,46 @@ def server() -> Iterator[LiveServer]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU tests (the marker, not a parameter id such as an overlay named gpu) skip cleanly
-    where torch sees no CUDA device."""
+    where torch sees no CUDA device. Tests of a loss the installed torch lacks (``make compat``
+    on an older torch) are deselected, and said so: torch, their oracle, cannot run them;
+    ``tests/api/test_torch_compat.py`` (marked ``torch_compat``) checks what the service
+    answers for such a loss instead."""
+    deselect_unavailable_losses(config, items)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device; torch sees none")
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
+
+
+def unavailable_names() -> set[str]:
+    """The functional and module names of the losses the installed torch lacks."""
+    return {
+        name
+        for loss in registry.all_losses()
+        if not loss.available
+        for name in (loss.name, loss.module)
+    }
+
+
+def deselect_unavailable_losses(config: pytest.Config, items: list[pytest.Item]) -> None:
+    names = unavailable_names()
+    if not names:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        about = item.get_closest_marker("torch_compat") is None and any(
+            n in item.nodeid for n in names
+        )
+        (drop if about else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"torch {torch.__version__} lacks {', '.join(sorted(names))}: {len(drop)} tests "
+                "of it deselected (tests/api/test_torch_compat.py checks its 501 answers)"
+            )

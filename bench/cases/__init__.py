@@ -7,6 +7,7 @@ from __future__ import annotations
 from bench.cases import (
     burst_memory,
     catalogue,
+    diagnose,
     large_binary,
     large_json,
     losses,
@@ -26,6 +27,7 @@ CASES: dict[str, Case] = {
         catalogue.CASE,
         stages.CASE,
         losses.CASE,
+        diagnose.CASE,
         workers.CASE,
         large_json.CASE,
         large_binary.CASE,

@@ -23,7 +23,7 @@ class Ready(BaseModel):
     ready: bool
 
 
-@router.get("/v2/health/live", response_model=Live)
+@router.get("/v2/health/live", response_model=Live, name="server_live")
 async def live() -> Live:
     """200 while the process answers at all."""
     return Live(live=True)
@@ -33,6 +33,7 @@ async def live() -> Live:
     "/v2/health/ready",
     response_model=Ready,
     responses={503: {"description": "The device is not initialised or not usable."}},
+    name="server_ready",
 )
 async def ready(state: StateDep) -> Ready:
     """200 once the device is initialised and a warm-up loss has run on it."""

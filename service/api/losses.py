@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 
 from service import losses
 from service.api.body import read_body
+from service.api.openapi import json_body
 from service.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from service.api.schemas import (
     BatchRequest,
@@ -32,7 +33,6 @@ from service.errors import ServiceError
 from service.jsonenc import dumps
 from service.losses import registry
 from service.losses.base import Loss
-from service.schema import inline_defs
 
 BATCH_PATH = "/v1/losses:batch"
 
@@ -44,6 +44,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "The body is larger than the configured limit.",
         408: "The body did not arrive within the configured time.",
         422: "A field is invalid or beyond a limit; 'field' and 'detail' say which and why.",
+        501: "The installed torch lacks what this loss needs (GET /v1/losses/{name} says "
+        "'available' and 'torch_required'); 'detail' names both versions.",
         503: "Overloaded (with Retry-After), out of memory, or the device failed.",
         504: "The computation ran past the per-request time limit.",
     }.items()
@@ -131,7 +133,7 @@ def build_router() -> APIRouter:
         return json_response(dumps({"losses": [describe(loss) for loss in registry.all_losses()]}))
 
     @router.get("/{name}", response_model=LossSummary, responses={404: ERROR_RESPONSES[404]})
-    async def get_loss(name: str) -> Response:
+    async def describe_loss(name: str) -> Response:
         """One loss, with an example body that works when posted."""
         return json_response(dumps(describe(registry.resolve(name))))
 
@@ -146,7 +148,6 @@ def build_router() -> APIRouter:
             summary=f"Describe {loss.name}",
             route_class_override=LeanRoute,
         )
-        schema = inline_defs(loss.params_model.model_json_schema())
         router.add_api_route(
             f"/{loss.name}",
             _endpoint(loss),
@@ -155,12 +156,7 @@ def build_router() -> APIRouter:
             responses=ERROR_RESPONSES,
             summary=loss.summary,
             route_class_override=LeanRoute,
-            openapi_extra={
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": schema, "example": loss.example()}},
-                }
-            },
+            openapi_extra=json_body(loss.params_model, loss.example()),
         )
 
     some = list(registry.all_losses())[:2]
@@ -173,20 +169,10 @@ def build_router() -> APIRouter:
         compute_batch,
         methods=["POST"],
         response_model=BatchResponse,
-        responses={k: v for k, v in ERROR_RESPONSES.items() if k != 404},
+        responses={k: v for k, v in ERROR_RESPONSES.items() if k not in (404, 501)},
         summary="Several losses in one request, each succeeding or failing on its own",
         route_class_override=LeanRoute,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": inline_defs(BatchRequest.model_json_schema()),
-                        "example": batch_example,
-                    }
-                },
-            }
-        },
+        openapi_extra=json_body(BatchRequest, batch_example),
     )
 
     @router.post(

@@ -1,9 +1,12 @@
 """The explainer page (``GET /`` and ``GET /explain``) and the JSON index of the API.
 
 The page is plain HTML, CSS and ES modules shipped in the package (``service/static/explain``),
-served as files: no build step, no CDN. Its numbers all come from the API it calls
-(``/v1/losses/...`` and ``/v1/conventions/...``). A client that prefers JSON at ``/`` (``Accept:
-application/json``) gets a short index of the API instead of the page.
+served as files: no build step, no CDN. Its numbers all come from the API it calls: the losses
+that have conventions (``GET /v1/conventions``), each one's inputs, options and example
+(``GET /v1/losses/{name}``), and per edit ``POST /v1/losses/{name}``,
+``/v1/conventions/{name}`` and, for a number the user typed, ``/v1/diagnose/{name}``. A client
+that prefers JSON at ``/`` (``Accept: application/json``) gets a short index of the API instead
+of the page.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def index() -> dict[str, object]:
             "compute": "POST /v1/losses/{name}",
             "batch": "POST /v1/losses:batch",
             "conventions": "POST /v1/conventions/{name}",
+            "diagnose": "POST /v1/diagnose/{name}",
             "open_inference_protocol": "/v2",
             "health": "GET /v2/health/live, GET /v2/health/ready",
             "openapi": "GET /openapi.json",
@@ -61,7 +65,7 @@ def index() -> dict[str, object]:
             "explain": "GET /explain",
         },
         "losses": registry.names(),
-        "conventions": list(conventions.NAMES),
+        "conventions": conventions.names(),
     }
 
 

@@ -70,6 +70,18 @@ class LossSummary(BaseModel):
         "means and what to do)."
     )
     example: dict[str, Any]
+    conventions: bool = Field(
+        description="Whether POST /v1/conventions/{name} and POST /v1/diagnose/{name} exist for "
+        "this loss (GET /v1/conventions lists them)."
+    )
+    available: bool = Field(
+        description="Whether this server's torch computes the loss; when false, POST answers "
+        "501 (problem type not-implemented) and 'torch_required' says which torch would."
+    )
+    torch_required: str | None = Field(
+        description="The first torch release that has what this loss needs, when later than "
+        "the service's lowest supported torch; null when any supported torch computes it."
+    )
 
 
 class LossList(BaseModel):

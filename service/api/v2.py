@@ -17,7 +17,9 @@ from pydantic import BaseModel, Field
 
 from service import __version__, losses
 from service.api.body import read_body_buffer
+from service.api.openapi import json_body
 from service.api.state import ServiceState, get_state
+from service.dataplane import require_available
 from service.errors import NotFound, Unavailable
 from service.jsonenc import dumps
 from service.losses import registry
@@ -29,46 +31,78 @@ from service.protocol.request import HEADER_LENGTH, decompress
 SERVER_NAME = "loss-service"
 EXTENSIONS = ["binary_tensor_data"]
 
-ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {"error": {"type": "string"}},
-    "required": ["error"],
-}
+
+class InferenceErrorResponse(BaseModel):
+    """The protocol's error body."""
+
+    error: str
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    code: {"model": InferenceErrorResponse, "description": text}
     for code, text in {
         400: "The request is malformed or its tensors cannot be computed.",
         404: "No such model (loss) or version.",
         413: "The body is larger than the configured limit.",
+        501: "The installed torch lacks what this loss needs; the error names the installed "
+        "and the needed torch versions.",
         503: "The service is not ready.",
     }.items()
 }
 
-INFER_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "JSON inference request, optionally followed by binary tensor data "
-        "(then the Inference-Header-Content-Length header gives the JSON's length).",
-        "content": {
-            "application/json": {
-                "schema": {"type": "object"},
-                "example": {
-                    "inputs": [
-                        {
-                            "name": "input",
-                            "shape": [2, 3],
-                            "datatype": "FP32",
-                            "data": [2.0, 0.5, -1.0, 0.1, 0.2, 3.0],
-                        },
-                        {"name": "target", "shape": [2], "datatype": "INT64", "data": [0, 2]},
-                    ],
-                    "parameters": {"reduction": "mean"},
-                },
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+
+class InferenceRequestInput(BaseModel):
+    name: str = Field(description="A torch argument's name: input, target, weight, ...")
+    shape: list[int]
+    datatype: str = Field(description="FP16, BF16, FP32, FP64, INT8 ... INT64, UINT8, BOOL.")
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data_size when the data follows the JSON as bytes."
+    )
+    data: list[Any] | None = Field(default=None, description="Flat or nested, row-major.")
+
+
+class InferenceRequestOutput(BaseModel):
+    name: str = Field(description="loss, per_sample, reference, grad_<input> or an extra.")
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data: true to have this output sent as bytes."
+    )
+
+
+class InferenceRequest(BaseModel):
+    """The protocol's inference request (documented here; ``service.protocol.request``
+    decodes and checks it)."""
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="The loss's options (reduction, ignore_index, ...), dtype and reference.",
+    )
+    inputs: list[InferenceRequestInput]
+    outputs: list[InferenceRequestOutput] | None = None
+
+
+INFER_EXAMPLE = {
+    "inputs": [
+        {
+            "name": "input",
+            "shape": [2, 3],
+            "datatype": "FP32",
+            "data": [2.0, 0.5, -1.0, 0.1, 0.2, 3.0],
         },
-    }
+        {"name": "target", "shape": [2], "datatype": "INT64", "data": [0, 2]},
+    ],
+    "parameters": {"reduction": "mean"},
 }
+#: One media type: a second one (application/octet-stream for the binary extension) makes
+#: openapi-python-client write a module that does not import. The binary form is described.
+INFER_BODY = json_body(
+    InferenceRequest,
+    INFER_EXAMPLE,
+    description="JSON inference request, optionally followed by binary tensor data (the "
+    "binary tensor data extension: the Inference-Header-Content-Length header then gives the "
+    "JSON's length, and an input's parameters give its binary_data_size). The body is read "
+    "whatever its Content-Type.",
+)
 
 
 class ServerMetadata(BaseModel):
@@ -141,7 +175,9 @@ def _model(name: str, version: str | None) -> Loss[Any]:
         raise NotFound(
             f"model {name!r} has no version {version!r}; its only version is {VERSION!r}"
         )
-    return loss
+    # A loss the installed torch lacks is a model that is never ready: its metadata, readiness
+    # and inference all answer 501 naming the torch it needs.
+    return require_available(loss)
 
 
 async def _ready(state: ServiceState) -> None:
@@ -186,12 +222,16 @@ def build_router() -> APIRouter:
         """Server name, version and the protocol extensions it supports."""
         return _json({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
 
-    @router.get("/models/{name}", responses=_doc(ModelMetadata))
+    @router.get("/models/{name}", responses=_doc(ModelMetadata), name="model_metadata")
     async def get_model_metadata(request: Request, name: str) -> Response:
         """A loss as a model: its input and output tensors (-1 marks a variable size)."""
         return await _metadata(request, name, None)
 
-    @router.get("/models/{name}/versions/{version}", responses=_doc(ModelMetadata))
+    @router.get(
+        "/models/{name}/versions/{version}",
+        responses=_doc(ModelMetadata),
+        name="model_version_metadata",
+    )
     async def get_model_version_metadata(request: Request, name: str, version: str) -> Response:
         return await _metadata(request, name, version)
 

@@ -51,6 +51,17 @@ class Row:
     same: str = ""
     """The sentence used when the row agrees with torch and nothing differs."""
     error: str | None = None
+    fix: str = ""
+    """What to change in that library to get torch's number, where the record's own ``fix``
+    does not say it for this request."""
+
+    def refuse(self, reason: str) -> None:
+        """The library would refuse these inputs: the row says why and has no value."""
+        self.error = reason
+
+    def fill(self, value: float, per_sample: F64 | None) -> None:
+        self.value = value
+        self.per_sample = per_sample
 
     def as_dict(self, torch_value: float) -> dict[str, Any]:
         if self.error is not None:
@@ -75,13 +86,11 @@ class Row:
             text = self.same
         else:
             text = self.reading or self.same
+        if not text:
+            return ""
         if text.split(" ", 1)[0] not in _LOWERCASE_NAMES:
             text = text[0].upper() + text[1:]
         return text if text.endswith(".") else text + "."
-
-
-def refused(id_: str, library: str, call: str, reason: str) -> Row:
-    return Row(id_, library, call, error=reason)
 
 
 def close(a: float, b: float) -> bool:

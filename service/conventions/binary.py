@@ -20,9 +20,11 @@ whichever of the two losses was asked for: the rows show what each reading gives
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from service.conventions import shared
 from service.conventions.base import (
     F64,
     KERAS_EPSILON,
@@ -32,11 +34,10 @@ from service.conventions.base import (
     Row,
     mean_of,
     outside_unit_interval,
-    refused,
     softplus,
     xlogy,
 )
-from service.losses.base import LossParams, Prepared
+from service.conventions.records import Family, Request
 
 
 @dataclass
@@ -47,13 +48,15 @@ class Case:
     """Broadcast to the input's shape."""
     pos_weight: F64 | None
     torch_reads: str
+    request: Request
 
     @property
     def n(self) -> int:
         return int(self.x.size)
 
 
-def case_of(name: str, prep: Prepared) -> Case:
+def case_of(request: Request) -> Case:
+    prep, name = request.prep, request.name
     x = np.asarray(prep.arrays["input"], dtype=np.float64)
     t = np.asarray(prep.arrays["target"], dtype=np.float64)
     w = prep.arrays.get("weight")
@@ -64,22 +67,37 @@ def case_of(name: str, prep: Prepared) -> Case:
         weight=None if w is None else np.broadcast_to(np.asarray(w, np.float64), x.shape),
         pos_weight=None if pw is None else np.broadcast_to(np.asarray(pw, np.float64), x.shape),
         torch_reads=LOGITS if name.endswith("_with_logits") else PROBABILITIES,
+        request=request,
     )
 
 
-def rows(
-    name: str, params: LossParams, prep: Prepared, torch_losses: F64, torch_value: float
-) -> list[Row]:
-    case = case_of(name, prep)
-    return [
-        torch_row(name, case, torch_losses, torch_value),
-        textbook(case),
-        sklearn_log_loss(case),
-        keras(case, from_logits=False),
-        keras(case, from_logits=True),
-        optax(case),
-        tf_nn(case),
-    ]
+FAMILY: Family[Case] = Family(
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    case=case_of,
+    shared=(shared.sum_instead_of_mean, shared.mean_over_batch_not_elements),
+)
+
+_SAME = "Nothing to change: this is torch's convention."
+
+
+def _reading_fix(reads: str) -> Any:
+    """The fix of a row that reads the input as ``reads``: read it as torch does."""
+
+    def fix(case: Case) -> str:
+        if case.torch_reads == reads:
+            return _SAME
+        if reads == PROBABILITIES:
+            return (
+                "Apply the sigmoid to the logits first (torch's binary_cross_entropy_with_logits "
+                "reads logits), or call it with from_logits=True where the library has it."
+            )
+        return (
+            "Pass the probabilities as they are (from_logits=False): torch's "
+            "binary_cross_entropy reads probabilities, not logits."
+        )
+
+    return fix
 
 
 def _reading_clause(reads: str, torch_reads: str) -> str:
@@ -97,20 +115,22 @@ def _reading_clause(reads: str, torch_reads: str) -> str:
     )
 
 
-def torch_row(name: str, case: Case, losses: F64, value: float) -> Row:
+@FAMILY.convention(
+    "torch",
+    "PyTorch",
+    "torch.nn.functional.binary_cross_entropy(input, target)",
+    reads=PROBABILITIES,
+    fix=_SAME,
+)
+def torch_row(case: Case, row: Row) -> None:
     opts = ", weight=weight" if case.weight is not None else ""
     if case.pos_weight is not None:
         opts += ", pos_weight=pos_weight"
     clamp = " (each log clamped at -100)" if case.torch_reads == PROBABILITIES else ""
-    return Row(
-        "torch",
-        "PyTorch",
-        f"torch.nn.functional.{name}(input, target{opts})",
-        reads_input_as=case.torch_reads,
-        value=value,
-        per_sample=np.asarray(losses, dtype=np.float64),
-        same=f"The request itself: torch reads 'input' as {case.torch_reads}{clamp}",
-    )
+    row.call = f"torch.nn.functional.{case.request.name}(input, target{opts})"
+    row.reads_input_as = case.torch_reads
+    row.fill(case.request.torch_value, case.request.losses)
+    row.same = f"The request itself: torch reads 'input' as {case.torch_reads}{clamp}"
 
 
 def _weights_left_out(row: Row, case: Case, who: str) -> None:
@@ -120,94 +140,96 @@ def _weights_left_out(row: Row, case: Case, who: str) -> None:
         row.differences.append(f"{who} has no pos_weight, so it is computed without pos_weight")
 
 
-def _finish(row: Row, case: Case) -> Row:
+def _finish(row: Row, case: Case) -> None:
     clause = _reading_clause(row.reads_input_as, case.torch_reads)
     if clause:
         row.differences.insert(0, clause)
-    return row
 
 
-def textbook(case: Case) -> Row:
-    call = "-(target * numpy.log(input) + (1 - target) * numpy.log(1 - input)).mean()"
+_NOT_PROBABILITIES = (
+    "read as probabilities, 'input' must lie in [0, 1]; it holds {bad!r}, so it is logits "
+    "and the logarithm of a negative number is undefined"
+)
+
+
+@FAMILY.convention(
+    "textbook",
+    "NumPy",
+    "-(target * numpy.log(input) + (1 - target) * numpy.log(1 - input)).mean()",
+    reads=PROBABILITIES,
+    fix=_reading_fix(PROBABILITIES),
+)
+def textbook(case: Case, row: Row) -> None:
     bad = outside_unit_interval(case.x)
     if bad is not None:
-        return refused(
-            "textbook",
-            "NumPy",
-            call,
-            f"read as probabilities, 'input' must lie in [0, 1]; it holds {bad!r}, so it is logits "
-            "and the logarithm of a negative number is undefined",
-        )
+        row.refuse(_NOT_PROBABILITIES.format(bad=bad))
+        return
     per = -(xlogy(case.t, case.x) + xlogy(1 - case.t, 1 - case.x))
-    row = Row(
-        "textbook",
-        "NumPy",
-        call,
-        reads_input_as=PROBABILITIES,
-        value=mean_of(per, case.n),
-        per_sample=per,
-        reading="the textbook formula without torch's clamp: where the input is 0 or 1 against "
-        "the target the loss is infinite, where torch clamps each log at -100",
-        same="Same numbers as torch: the textbook formula, and torch's clamp of each log at -100 "
-        "does not bind here",
+    row.fill(mean_of(per, case.n), per)
+    row.reading = (
+        "the textbook formula without torch's clamp: where the input is 0 or 1 against "
+        "the target the loss is infinite, where torch clamps each log at -100"
+    )
+    row.same = (
+        "Same numbers as torch: the textbook formula, and torch's clamp of each log at -100 "
+        "does not bind here"
     )
     if case.torch_reads == PROBABILITIES and np.isinf(row.value):
         row.differences.append(row.reading)
     _weights_left_out(row, case, "the textbook formula")
-    return _finish(row, case)
+    _finish(row, case)
 
 
-def sklearn_log_loss(case: Case) -> Row:
+@FAMILY.convention(
+    "sklearn_log_loss",
+    "scikit-learn",
+    "sklearn.metrics.log_loss(target.reshape(-1), input.reshape(-1), labels=[0, 1])",
+    reads=PROBABILITIES,
+    fix=_reading_fix(PROBABILITIES),
+)
+def sklearn_log_loss(case: Case, row: Row) -> None:
     weights = ", sample_weight=broadcast_to(weight, input.shape).reshape(-1)"
-    call = (
+    row.call = (
         "sklearn.metrics.log_loss(target.reshape(-1), input.reshape(-1)"
         f"{weights if case.weight is not None else ''}, labels=[0, 1])"
     )
-    library = "scikit-learn"
     bad = outside_unit_interval(case.x)
     if bad is not None:
         side = "greater than 1" if bad > 1 else "lower than 0"
-        return refused(
-            "sklearn_log_loss",
-            library,
-            call,
+        row.refuse(
             f"scikit-learn refuses probabilities outside [0, 1]: 'y_prob contains values {side}' "
-            f"({bad!r}); these look like logits",
+            f"({bad!r}); these look like logits"
         )
+        return
     soft = case.t[(case.t != 0) & (case.t != 1)]
     if soft.size:
-        return refused(
-            "sklearn_log_loss",
-            library,
-            call,
+        row.refuse(
             f"scikit-learn takes hard labels: the target holds {float(soft.flat[0])!r}, not one "
-            "of the labels [0, 1]",
+            "of the labels [0, 1]"
         )
+        return
     if not case.n:
-        return refused("sklearn_log_loss", library, call, "scikit-learn refuses an empty input")
+        row.refuse("scikit-learn refuses an empty input")
+        return
     x, t = case.x.reshape(-1), case.t.reshape(-1)
     sw = np.ones(case.n) if case.weight is None else case.weight.reshape(-1)
     if not np.any(sw != 0):
-        return refused(
-            "sklearn_log_loss",
-            library,
-            call,
-            "scikit-learn refuses sample weights that are all zero",
-        )
+        row.refuse("scikit-learn refuses sample weights that are all zero")
+        return
     p1 = np.clip(x, SKLEARN_EPSILON, 1 - SKLEARN_EPSILON)
     p0 = np.clip(1 - x, SKLEARN_EPSILON, 1 - SKLEARN_EPSILON)
     loss = -(xlogy(t, p1) + xlogy(1 - t, p0))
-    row = Row(
-        "sklearn_log_loss",
-        library,
-        call,
-        reads_input_as=PROBABILITIES,
-        value=float(np.float64((loss * sw).sum()) / np.float64(sw.sum())),
-        per_sample=(loss * sw).reshape(case.x.shape),
-        reading="scikit-learn clips the probabilities to [eps, 1 - eps] (eps = 2.2e-16), where "
-        "torch clamps each log at -100",
-        same="Same convention as torch here: scikit-learn's clip to [eps, 1 - eps] and torch's "
-        "clamp at -100 do not bind",
+    row.fill(
+        float(np.float64((loss * sw).sum()) / np.float64(sw.sum())),
+        (loss * sw).reshape(case.x.shape),
+    )
+    row.reading = (
+        "scikit-learn clips the probabilities to [eps, 1 - eps] (eps = 2.2e-16), where "
+        "torch clamps each log at -100"
+    )
+    row.same = (
+        "Same convention as torch here: scikit-learn's clip to [eps, 1 - eps] and torch's "
+        "clamp at -100 do not bind"
     )
     if case.weight is not None:
         row.differences.append(
@@ -216,17 +238,40 @@ def sklearn_log_loss(case: Case) -> Row:
         )
     if case.pos_weight is not None:
         row.differences.append("scikit-learn has no pos_weight, so it is computed without it")
-    return _finish(row, case)
+    _finish(row, case)
 
 
-def keras(case: Case, *, from_logits: bool) -> Row:
-    id_ = "keras_from_logits" if from_logits else "keras_from_probs"
+@FAMILY.convention(
+    "keras_from_probs",
+    "Keras 3",
+    "keras.losses.BinaryCrossentropy(from_logits=False)(target.reshape(-1, 1), "
+    "input.reshape(-1, 1))",
+    reads=PROBABILITIES,
+    fix=_reading_fix(PROBABILITIES),
+)
+def keras_from_probs(case: Case, row: Row) -> None:
+    keras(case, row, from_logits=False)
+
+
+@FAMILY.convention(
+    "keras_from_logits",
+    "Keras 3",
+    "keras.losses.BinaryCrossentropy(from_logits=True)(target.reshape(-1, 1), "
+    "input.reshape(-1, 1))",
+    reads=LOGITS,
+    fix=_reading_fix(LOGITS),
+)
+def keras_from_logits(case: Case, row: Row) -> None:
+    keras(case, row, from_logits=True)
+
+
+def keras(case: Case, row: Row, *, from_logits: bool) -> None:
     weights = (
         ", sample_weight=broadcast_to(weight, input.shape).reshape(-1)"
         if case.weight is not None
         else ""
     )
-    call = (
+    row.call = (
         f"keras.losses.BinaryCrossentropy(from_logits={from_logits})"
         f"(target.reshape(-1, 1), input.reshape(-1, 1){weights})"
     )
@@ -238,73 +283,66 @@ def keras(case: Case, *, from_logits: bool) -> Row:
         per = -(t * np.log(c) + (1 - t) * np.log1p(-c))
     if case.weight is not None:
         per = per * case.weight
-    row = Row(
-        id_,
-        "Keras 3",
-        call,
-        reads_input_as=LOGITS if from_logits else PROBABILITIES,
-        value=mean_of(per, case.n),
-        per_sample=per,
-        reading="Keras clips the probabilities to [1e-7, 1 - 1e-7], so no loss exceeds "
+    row.fill(mean_of(per, case.n), per)
+    row.reading = (
+        "Keras clips the probabilities to [1e-7, 1 - 1e-7], so no loss exceeds "
         "-log(1e-7) = 16.12, where torch clamps each log at -100"
         if not from_logits
-        else "Keras applies the sigmoid to the logits in torch's stable form",
-        same="Same convention as torch: weight becomes sample_weight and the mean divides by "
+        else "Keras applies the sigmoid to the logits in torch's stable form"
+    )
+    row.same = (
+        "Same convention as torch: weight becomes sample_weight and the mean divides by "
         "the number of elements in both"
         if case.weight is not None
-        else "Same convention as torch",
+        else "Same convention as torch"
     )
     if case.pos_weight is not None:
         row.differences.append("Keras has no pos_weight, so it is computed without it")
-    return _finish(row, case)
+    _finish(row, case)
 
 
-def optax(case: Case) -> Row:
+@FAMILY.convention(
+    "optax",
+    "optax",
+    "optax.sigmoid_binary_cross_entropy(input, target).mean()",
+    reads=LOGITS,
+    fix=_reading_fix(LOGITS),
+)
+def optax(case: Case, row: Row) -> None:
     x, t = case.x, case.t
     per = t * softplus(-x) + (1 - t) * softplus(x)  # -t log σ(x) - (1 - t) log σ(-x)
-    row = Row(
-        "optax",
-        "optax",
-        "optax.sigmoid_binary_cross_entropy(input, target).mean()",
-        reads_input_as=LOGITS,
-        value=mean_of(per, case.n),
-        per_sample=per,
-        same="Same convention as torch: optax takes -t log σ(x) - (1 - t) log σ(-x) of the logits",
-        reading="optax reads logits",
-    )
+    row.fill(mean_of(per, case.n), per)
+    row.same = "Same convention as torch: optax takes -t log σ(x) - (1 - t) log σ(-x) of the logits"
+    row.reading = "optax reads logits"
     _weights_left_out(row, case, "optax")
-    return _finish(row, case)
+    _finish(row, case)
 
 
-def tf_nn(case: Case) -> Row:
+@FAMILY.convention(
+    "tf_nn",
+    "TensorFlow",
+    "tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input))",
+    reads=LOGITS,
+    fix=_reading_fix(LOGITS),
+)
+def tf_nn(case: Case, row: Row) -> None:
     x, t = case.x, case.t
     if case.pos_weight is not None:
         q = case.pos_weight
         per = (1 - t) * x + (1 + (q - 1) * t) * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
-        call = (
+        row.call = (
             "tf.reduce_mean(tf.nn.weighted_cross_entropy_with_logits(labels=target, "
             "logits=input, pos_weight=pos_weight))"
         )
     else:
         per = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
-        call = (
-            "tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input))"
-        )
-    row = Row(
-        "tf_nn",
-        "TensorFlow",
-        call,
-        reads_input_as=LOGITS,
-        value=mean_of(per, case.n),
-        per_sample=per,
-        same="Same convention as torch: tf.nn documents max(x, 0) - x·z + log(1 + e^-|x|)"
-        + (
-            ", and pos_weight maps to weighted_cross_entropy_with_logits"
-            if case.pos_weight is not None
-            else ""
-        ),
-        reading="tf.nn reads logits",
+    row.fill(mean_of(per, case.n), per)
+    row.same = "Same convention as torch: tf.nn documents max(x, 0) - x·z + log(1 + e^-|x|)" + (
+        ", and pos_weight maps to weighted_cross_entropy_with_logits"
+        if case.pos_weight is not None
+        else ""
     )
+    row.reading = "tf.nn reads logits"
     if case.weight is not None:
         row.differences.append("tf.nn has no element weight, so it is computed without weight")
-    return _finish(row, case)
+    _finish(row, case)

@@ -33,6 +33,7 @@ from service.arrays import DEFAULT_LIMITS, ArrayLimits, extremes, to_array
 from service.dtypes import DTypeName, round_to_dtype
 from service.losses.reduction import Reduction as Reduction  # re-exported for every loss
 from service.losses.reduction import mean_denominator, reduce
+from service.schema import TENSOR_SCHEMA
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -51,16 +52,8 @@ def _tensor(value: Any, info: ValidationInfo) -> npt.NDArray[Any]:
     )
 
 
-_TENSOR_SCHEMA: dict[str, Any] = {
-    "description": "A number, or nested lists of numbers (row-major, rectangular).",
-    "anyOf": [
-        {"type": "number"},
-        {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "array"}]}},
-    ],
-}
-
 Tensor = Annotated[
-    npt.NDArray[Any], PlainValidator(_tensor), WithJsonSchema(_TENSOR_SCHEMA, mode="validation")
+    npt.NDArray[Any], PlainValidator(_tensor), WithJsonSchema(TENSOR_SCHEMA, mode="validation")
 ]
 """A tensor field: validated into an int64 (all integers) or float64 array (float16 and float32
 when an ndarray of that dtype is passed in-process, as the binary protocol does)."""
@@ -245,6 +238,31 @@ class ErrorSample:
     status: int = 422
 
 
+@dataclass(frozen=True)
+class TorchFeature:
+    """What a loss needs of torch beyond the service's floor: attributes of the ``torch``
+    module (``nn.functional.linear_cross_entropy``), and the first release that has them.
+
+    Whether the installed torch has them is asked of torch itself (``present``), never read
+    from its version string: a build may backport a feature, or lack one its number promises.
+    ``since`` only words the answer for a person."""
+
+    attributes: tuple[str, ...]
+    since: str
+
+    def present(self) -> bool:
+        for dotted in self.attributes:
+            node: Any = torch
+            for part in dotted.split("."):
+                node = getattr(node, part, None)
+                if node is None:
+                    return False
+        return True
+
+    def describe(self) -> str:
+        return ", ".join(f"torch.{a}" for a in self.attributes)
+
+
 P = TypeVar("P", bound=LossParams)
 
 
@@ -277,6 +295,17 @@ class Loss(ABC, Generic[P]):
     """A lower cap on the inline body, in bytes, for a loss whose cost grows faster than its
     body (``multilabel_margin_loss`` compares every label with every class: quadratic in the
     classes); None: the service's ``inline_max_bytes``."""
+
+    requires: ClassVar[TorchFeature | None] = None
+    """What of torch this loss needs beyond the service's floor (``None``: nothing)."""
+    available: bool = True
+    """Whether the installed torch has ``requires``: probed once, when the loss is registered
+    (``probe``). Where it has not, the catalogue lists the loss with ``available: false`` and
+    ``torch_required``, and every route computing it answers ``NotImplementedByTorch`` (501)."""
+
+    def probe(self) -> None:
+        """Ask torch whether it has what this loss needs (once, at registration)."""
+        self.available = self.requires is None or self.requires.present()
 
     def tolerance(self, dtype: str) -> Tolerance:
         return self.tolerances.get(dtype, TOLERANCES[dtype])

@@ -104,6 +104,23 @@ def without_class_axis(x: npt.NDArray[Any]) -> tuple[int, ...]:
     return x.shape[:axis] + x.shape[axis + 1 :]
 
 
+def refuse_class_axis_last(x: npt.NDArray[Any], t: npt.NDArray[Any]) -> None:
+    """Refuse, naming 'input', class indices sent with scores whose class axis is *last*: a
+    language model's logits (B, T, V) with labels (B, T), which torch refuses with a shape error
+    (it wants the classes at dim 1). Only shapes torch refuses: (B, T, T) with (B, T) is a valid
+    (N, C, d1) request, and stays one."""
+    if x.ndim < 3 or t.shape != x.shape[:-1] or t.shape == without_class_axis(x):
+        return
+    moved = (x.shape[0], x.shape[-1], *x.shape[1:-1])
+    how = "logits.transpose(1, 2)" if x.ndim == 3 else "logits.movedim(-1, 1)"
+    raise InvalidInput.at(
+        "input",
+        f"shape {shape_str(x.shape)} with class indices {shape_str(t.shape)}: the class axis is "
+        f"last (a language model's logits (B, T, V) with labels (B, T)), but torch wants the "
+        f"classes at dim 1; send {how}, shape {shape_str(moved)}",
+    )
+
+
 def class_indices(t: npt.NDArray[Any], n_classes: int, ignore_index: int | None = None) -> I64:
     """The target's class indices as int64; fractional values, and indices outside [0, C) other
     than ``ignore_index``, are refused naming 'target', as torch refuses them."""

@@ -53,6 +53,7 @@ from service.losses.common import (
     last_axis,
     logsumexp,
     quietly,
+    refuse_class_axis_last,
     require_shape,
     row_blocks,
     scale_of,
@@ -134,6 +135,7 @@ class CrossEntropy(Loss[CrossEntropyParams]):
             floating_names.add("target")
         else:
             form = "class_indices"
+            refuse_class_axis_last(x, t)
             require_shape(
                 t,
                 "target",
@@ -363,6 +365,11 @@ class CrossEntropy(Loss[CrossEntropyParams]):
         yield ErrorSample(ok | {"input": [[]], "target": [0]}, "input", "empty class dimension")
         yield ErrorSample(ok | {"input": 1.0}, "input", "no class dimension")
         yield ErrorSample(ok | {"ignore_index": 1.5}, "ignore_index", "fractional ignore_index")
+        yield ErrorSample(
+            {"input": np.zeros((2, 4, 6)).tolist(), "target": [[0, 1, 2, 3]] * 2},
+            "input",
+            "a language model's (B, T, V) logits: the class axis last",
+        )
 
 
 # The warnings' texts, shared with the small-request path (``cross_entropy_small``).

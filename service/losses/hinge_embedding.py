@@ -12,16 +12,20 @@ elements of the broadcast shape; a mean over nothing is NaN. The loss is negativ
 target of 1 meets a negative input.
 
 ∂/∂x = g·([y ≠ -1] - [y ≠ 1]·[margin - x ≥ 0]) (g = 1/count for ``mean``), summed back over
-the axes broadcasting added; at x = margin the hinge's slope is taken as -1, which is what
-torch's ``clamp_min`` backward gives. The target is not differentiable.
+the axes broadcasting added. At x = margin (the kink) the slope is the installed torch's:
+-1 up to torch 2.13 (``clamp_min``'s backward passes the gradient there), 0 from 2.14; it is
+asked of torch once (``slope_at_the_hinge``), not read from its version. The target is not
+differentiable.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from service.losses.base import (
@@ -60,6 +64,17 @@ class HingeEmbeddingLossParams(LossParams):
     )
     margin: float = Field(default=1.0, description="Distance dissimilar pairs are pushed beyond.")
     reduction: Reduction = "mean"
+
+
+@functools.cache
+def slope_at_the_hinge() -> float:
+    """The slope torch's autograd gives a dissimilar pair's loss at x = margin: -1 or 0,
+    depending on the torch release (asked of torch itself, once)."""
+    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    y = torch.full((1,), -1.0, dtype=torch.float64)
+    loss = torch.nn.functional.hinge_embedding_loss(x, y, margin=0.0, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x)
+    return float(grad[0])
 
 
 @register
@@ -102,7 +117,8 @@ class HingeEmbeddingLoss(Loss[HingeEmbeddingLossParams]):
         )
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
-            slope = similar.astype(np.float64) - (dissimilar & (gap >= 0))
+            slope = similar.astype(np.float64) - (dissimilar & (gap > 0))
+            slope = slope + (dissimilar & (gap == 0)) * slope_at_the_hinge()
             ref.grads["input"] = sum_to_shape(g * slope, x0.shape)
         return ref
 

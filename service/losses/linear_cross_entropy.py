@@ -47,6 +47,7 @@ from service.losses.base import (
     Reference,
     Sample,
     Tensor,
+    TorchFeature,
 )
 from service.losses.common import (
     ClassWeight,
@@ -70,6 +71,27 @@ BLOCK_ELEMENTS = 1 << 20
 
 #: What ``ignore_index=None`` means for class indices.
 DEFAULT_IGNORE_INDEX = -100
+
+
+#: Every ``acc_policy`` some torch release accepted; the installed one may accept fewer.
+ACC_POLICY_NAMES = ("accurate", "balanced", "compact", "auto")
+
+
+def _accepted_policies() -> frozenset[str]:
+    """The ``acc_policy`` values the installed torch's ``LinearCrossEntropyOptions`` accepts
+    ('balanced' went in torch 2.14): asked of torch itself, once, at start-up."""
+    options: Any = getattr(torch.nn, "LinearCrossEntropyOptions", None)
+    accepted = set()
+    for policy in ACC_POLICY_NAMES if options is not None else ():
+        try:
+            options(acc_policy=policy)
+        except (ValueError, TypeError):
+            continue
+        accepted.add(policy)
+    return frozenset(accepted)
+
+
+ACC_POLICIES: frozenset[str] = _accepted_policies()
 
 
 class LinearCrossEntropyOptionsModel(BaseModel):
@@ -96,6 +118,16 @@ class LinearCrossEntropyOptionsModel(BaseModel):
         description="Accumulation dtype: the compute dtype, or float32 for float16/bfloat16; "
         "null lets torch choose.",
     )
+
+    @field_validator("acc_policy")
+    @classmethod
+    def _policy_of_this_torch(cls, value: str) -> str:
+        if ACC_POLICIES and value not in ACC_POLICIES:
+            accepted = ", ".join(repr(p) for p in ACC_POLICY_NAMES if p in ACC_POLICIES)
+            raise ValueError(
+                f"torch {torch.__version__} has no acc_policy {value!r}; it accepts {accepted}"
+            )
+        return value
 
     @field_validator("chunking_method")
     @classmethod
@@ -157,6 +189,9 @@ class LinearCrossEntropy(Loss[LinearCrossEntropyParams]):
             "weight_with_probabilities",
             "target_not_a_distribution",
         }
+    )
+    requires = TorchFeature(
+        ("nn.functional.linear_cross_entropy", "nn.LinearCrossEntropyOptions"), since="2.13"
     )
     summary = "Cross-entropy of a linear head's logits, without holding the N x C logits."
     formula = "z = input·Wᵀ + b; loss = Σ_c a_c·(logsumexp(z) - z_c); a = w_y·onehot(y) or w·t"
@@ -439,6 +474,8 @@ class LinearCrossEntropy(Loss[LinearCrossEntropyParams]):
             {"acc_policy": "balanced"},
             {"acc_policy": "compact", "allow_retain_graph": True},
         ]
+        # Only the policies the installed torch has ('balanced' went in 2.14).
+        options = [o for o in options if o is None or o.get("acc_policy", "auto") in ACC_POLICIES]
         i = 0
         for scale in (0.1, 1.0, 10.0):
             for n, hidden, classes in ((6, 4, 5), (1, 3, 7), (9, 2, 3)):

@@ -11,17 +11,20 @@ number (default 0). Torch does not check that y is ±1: any value scales the dif
 y = 0 gives max(0, margin) whatever the scores, which the service warns about.
 
 ``mean`` divides the sum by the number of elements of the broadcast result (NaN when empty).
-The gradient, with a = [-y·(x1 - x2) + margin >= 0] (torch's clamp passes the gradient at the
-kink), is ∂/∂x1 = -a·y, ∂/∂x2 = a·y, ∂/∂y = -a·(x1 - x2), each summed back to its operand's
-shape where broadcasting stretched it.
+The gradient, with a = [-y·(x1 - x2) + margin > 0], is ∂/∂x1 = -a·y, ∂/∂x2 = a·y,
+∂/∂y = -a·(x1 - x2), each summed back to its operand's shape where broadcasting stretched it. At
+the kink (-y·(x1 - x2) + margin = 0) a is the installed torch's choice: 1 up to torch 2.13 (its
+clamp passed the gradient there), 0 from 2.14; asked of torch once (``kink_passes_gradient``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from service.losses.base import (
@@ -50,6 +53,18 @@ class MarginRankingParams(LossParams):
     )
     margin: float = Field(default=0.0, allow_inf_nan=False)
     reduction: Reduction = "mean"
+
+
+@functools.cache
+def kink_passes_gradient() -> bool:
+    """Whether torch's autograd passes the gradient where -y·(x1 - x2) + margin = 0 (it did up
+    to torch 2.13, not from 2.14): asked of torch itself, once."""
+    x1 = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    zero = torch.zeros(1, dtype=torch.float64)
+    one = torch.ones(1, dtype=torch.float64)
+    loss = torch.nn.functional.margin_ranking_loss(x1, zero, one, margin=0.0)
+    (grad,) = torch.autograd.grad(loss, x1)
+    return bool(grad[0] != 0)
 
 
 @register
@@ -102,7 +117,7 @@ class MarginRankingLoss(Loss[MarginRankingParams]):
         )
         if "grad" in include:
             g = grad_scale(params.reduction, losses.size)
-            active = np.where(unclamped >= 0, g, 0.0)
+            active = np.where((unclamped > 0) | ((unclamped == 0) & kink_passes_gradient()), g, 0.0)
             ref.grads = {
                 "input1": sum_to_shape(-active * y, x1.shape),
                 "input2": sum_to_shape(active * y, x2.shape),

@@ -76,6 +76,7 @@ def add(loss: Loss[Any]) -> None:
     module = getattr(loss, "module", None)
     if module is not None and (module in _REGISTRY or module in _ALIASES):
         raise DuplicateLoss(f"a loss named {module!r} is already registered")
+    loss.probe()
     _REGISTRY[loss.name] = loss
     if module is not None:
         _ALIASES[module] = loss.name

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.exposition import choose_encoder
+
+from service.dtypes import DTYPE_NAMES
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -136,7 +139,11 @@ def _alive(pid: int) -> bool:
 class Metrics:
     """Every metric of one app, and its exposition."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, losses: Iterable[str] = ()) -> None:
+        """``losses``: the registered loss names, whose reference-disagreement series are
+        exported at 0 from the start (with every compute dtype), as the rejection reasons are:
+        an alert on ``increase(...) > 0`` sees the first disagreement only if the series existed
+        before it."""
         # ``*_created`` series (one per label set, the time it first appeared) would double the
         # exposition for what Prometheus itself infers from a counter's resets.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -202,6 +209,11 @@ class Metrics:
             registry=reg,
         )
         self._rejected = {reason: self.rejected.labels(reason) for reason in REASONS}
+        self._disagreed = {
+            (loss, dtype): self.disagreements.labels(loss, dtype)
+            for loss in losses
+            for dtype in DTYPE_NAMES
+        }
         self._bound: dict[tuple[str, str], Bound] = {}
         self._sized: dict[str, Any] = {}
         self.device = device
@@ -239,7 +251,10 @@ class Metrics:
         return bound
 
     def disagreement(self, loss: str, dtype: str) -> None:
-        self.disagreements.labels(loss, dtype).inc()
+        child = self._disagreed.get((loss, dtype))
+        if child is None:
+            child = self._disagreed[loss, dtype] = self.disagreements.labels(loss, dtype)
+        child.inc()
 
     def batch_item(self, loss: str, status: int) -> None:
         self.batch_items.labels(loss, str(status)).inc()

@@ -19,7 +19,9 @@ losses.load()
 pytestmark = pytest.mark.anyio
 
 BATCH = "/v1/losses:batch"
-ALL = list(registry.all_losses())
+#: Every loss the installed torch computes (``make compat`` runs these on older torches too; a
+#: loss it lacks answers its batch items 501, which tests/api/test_torch_compat.py checks).
+ALL = [loss for loss in registry.all_losses() if loss.available]
 
 
 async def test_items_are_answered_like_single_requests(
@@ -122,7 +124,9 @@ async def test_item_count_is_bounded(client: httpx.AsyncClient) -> None:
 async def test_documented_in_openapi(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     post = spec["paths"][BATCH]["post"]
-    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    ref = post["requestBody"]["content"]["application/json"]["schema"]
+    assert ref == {"$ref": "#/components/schemas/BatchRequest"}
+    schema = spec["components"]["schemas"]["BatchRequest"]
     assert "items" in schema["properties"]
     assert "$defs" not in str(schema)
     assert post["responses"]["200"]["content"]["application/json"]["schema"] == {

@@ -47,7 +47,8 @@ async def test_openapi_documents_the_article_example(client: httpx.AsyncClient) 
     op = doc["paths"]["/v1/losses/cross_entropy"]["post"]
     content = op["requestBody"]["content"]["application/json"]
     assert content["example"]["target"] == [0, 1, 2]
-    assert "input" in content["schema"]["properties"]
+    assert content["schema"] == {"$ref": "#/components/schemas/CrossEntropyParams"}
+    assert "input" in doc["components"]["schemas"]["CrossEntropyParams"]["properties"]
     assert {"422", "413", "400"} <= set(op["responses"])
     docs = await client.get("/docs")
     assert docs.status_code == 200

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.conventions import NAMES
+from service.conventions import names
+from service.conventions import registry as conventions_registry
 from service.losses import registry
 from service.losses.base import ErrorSample
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
@@ -25,11 +26,9 @@ ROW_FIELDS = {
     "why",
 }
 ERROR_FIELDS = {"id", "library", "call", "error"}
+NAMES = names()
 ERROR_CASES = [
-    (name, sample)
-    for name in NAMES
-    for sample in registry.require(name).error_samples()
-    if sample.field != "reduction"
+    (name, sample) for name in NAMES for sample in registry.require(name).error_samples()
 ]
 
 
@@ -50,9 +49,17 @@ async def test_article(client: httpx.AsyncClient) -> None:
     assert values["article_loop"] == 3.9470
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("reduction", ["sum", "none"])
-async def test_reduction_other_than_mean_is_refused(
+REFUSED_REDUCTIONS = [
+    (name, reduction)
+    for name in NAMES
+    for reduction in ("none", "sum", "mean", "batchmean")
+    if reduction not in conventions_registry.require(name).reductions
+    and reduction in str(registry.require(name).params_model.model_fields["reduction"].annotation)
+]
+
+
+@pytest.mark.parametrize(("name", "reduction"), REFUSED_REDUCTIONS)
+async def test_reduction_the_rows_do_not_compare_is_refused(
     client: httpx.AsyncClient, name: str, reduction: str
 ) -> None:
     body = registry.require(name).example() | {"reduction": reduction}
@@ -105,11 +112,47 @@ async def test_module_names_answer_as_the_functional_name(
     assert b.json()["name"] == name
 
 
-@pytest.mark.parametrize("name", ["mse_loss", "MSELoss", "no_such_loss"])
-async def test_other_names_are_404(client: httpx.AsyncClient, name: str) -> None:
+WITHOUT = [loss.name for loss in registry.all_losses() if loss.name not in NAMES]
+
+
+@pytest.mark.parametrize("name", [*WITHOUT[:1], *(registry.require(n).module for n in WITHOUT[:1])])
+async def test_a_loss_without_conventions_is_404_naming_those_with(
+    client: httpx.AsyncClient, name: str
+) -> None:
     r = await client.post(f"/v1/conventions/{name}", json={})
     assert r.status_code == 404
     assert "cross_entropy" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["crossentropy", "no_such_loss"])
+async def test_an_unknown_loss_is_404_with_the_usual_suggestion(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    a = await client.post(f"/v1/losses/{name}", json={})
+    b = await client.post(f"/v1/conventions/{name}", json={})
+    assert a.status_code == b.status_code == 404
+    assert b.json()["detail"] == a.json()["detail"]
+
+
+async def test_list_conventions(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/conventions")
+    assert r.status_code == 200
+    listed = {entry["name"]: entry for entry in r.json()["losses"]}
+    assert list(listed) == NAMES
+    assert listed["cross_entropy"]["module"] == "CrossEntropyLoss"
+    assert "article_loop" in listed["cross_entropy"]["rows"]
+    for name, entry in listed.items():
+        assert entry["rows"][0] == "torch"
+        assert entry["rows"] == conventions_registry.require(name).row_ids
+        assert entry["mistakes"] == conventions_registry.require(name).mistake_ids
+
+
+@pytest.mark.parametrize("name", [loss.name for loss in registry.all_losses()])
+async def test_the_description_says_whether_it_has_conventions(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    r = await client.get(f"/v1/losses/{name}")
+    assert r.json()["conventions"] is (name in NAMES)
 
 
 async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from service.api.page import STATIC_DIR, prefers_json
 from service.app import create_app
+from service.conventions import names
 from tests.conftest import cpu_settings
 
 pytestmark = pytest.mark.anyio
@@ -38,11 +39,9 @@ async def test_json_clients_get_an_index(client: httpx.AsyncClient) -> None:
     index = r.json()
     assert "cross_entropy" in index["losses"]
     assert index["endpoints"]["conventions"] == "POST /v1/conventions/{name}"
-    assert index["conventions"] == [
-        "cross_entropy",
-        "binary_cross_entropy",
-        "binary_cross_entropy_with_logits",
-    ]
+    assert index["endpoints"]["diagnose"] == "POST /v1/diagnose/{name}"
+    assert index["conventions"] == names()
+    assert {"cross_entropy", "binary_cross_entropy"} <= set(index["conventions"])
 
 
 @pytest.mark.parametrize(
@@ -71,6 +70,19 @@ async def test_static_files(client: httpx.AsyncClient, name: str) -> None:
     assert kind in r.headers["content-type"]
     assert "https://" not in r.text
     assert "cdn" not in r.text.lower()
+
+
+def test_every_module_the_page_loads_is_shipped() -> None:
+    """The page's script and stylesheet, and each ES module's relative imports, are files of the
+    static folder: a module renamed without its importers would fail only in a browser."""
+    page = (STATIC_DIR / "index.html").read_text()
+    wanted = set(re.findall(r'(?:src|href)="explain/static/([^"]+)"', page))
+    assert {"main.js", "explain.css"} <= wanted
+    for module in STATIC_DIR.glob("*.js"):
+        wanted |= set(re.findall(r'from "\./([^"]+)"', module.read_text()))
+    assert len(wanted) > 2
+    for name in sorted(wanted):
+        assert (STATIC_DIR / name).is_file(), name
 
 
 def test_every_static_file_is_package_data() -> None:

@@ -76,7 +76,9 @@ def test_slope_at_the_hinge_is_torchs(dataplane: Dataplane, margin: float) -> No
     _, grad = direct(body, grad=True)
     assert grad is not None
     np.testing.assert_allclose(got["extras"]["grad"]["input"], grad.numpy())
-    np.testing.assert_allclose(got["extras"]["grad"]["input"], [-1 / 3, 0.0, -1 / 3])
+    # Off the kink the slope is plain; at it (the first element) torch 2.13 gives -1/3 and 2.14
+    # gives 0: the comparison with torch above decides, for the torch installed.
+    np.testing.assert_allclose(got["extras"]["grad"]["input"][1:], [0.0, -1 / 3])
     assert got["reference"]["grad"]["input"]["agrees"]
 
 

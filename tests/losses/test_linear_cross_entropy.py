@@ -5,18 +5,20 @@ memory bounded by the block), ``ignore_index``'s ``None`` default and the fallba
 from __future__ import annotations
 
 import tracemalloc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn import LinearCrossEntropyOptions
 
 from service.dataplane import Dataplane
 from service.errors import InvalidInput
 from service.losses import linear_cross_entropy as module
 from service.losses.linear_cross_entropy import LinearCrossEntropy, LinearCrossEntropyParams
+
+if TYPE_CHECKING:  # torch before 2.13 has none: the module must import there (make compat)
+    from torch.nn import LinearCrossEntropyOptions
 
 LOSS = LinearCrossEntropy()
 
@@ -31,6 +33,23 @@ OPTIONS: dict[str, dict[str, Any] | None] = {
     "balanced": {"acc_policy": "balanced", "batch_chunk_size": 2},
     "compact, retain graph": {"acc_policy": "compact", "allow_retain_graph": True},
     "float64 accumulation": {"acc_dtype": "float64"},
+}
+
+
+def torch_accepts(policy: str) -> bool:
+    """Whether the installed torch has this acc_policy (torch 2.14 dropped 'balanced')."""
+    if not hasattr(torch.nn, "LinearCrossEntropyOptions"):
+        return False  # before torch 2.13: these tests are deselected (tests/conftest.py)
+    options: Any = torch.nn.LinearCrossEntropyOptions
+    try:
+        options(acc_policy=policy)
+    except ValueError:
+        return False
+    return True
+
+
+OPTIONS = {
+    k: v for k, v in OPTIONS.items() if v is None or torch_accepts(v.get("acc_policy", "auto"))
 }
 
 
@@ -50,7 +69,7 @@ def _torch_options(spec: dict[str, Any] | None) -> LinearCrossEntropyOptions | N
     spec = dict(spec)
     if "acc_dtype" in spec:
         spec["acc_dtype"] = getattr(torch, spec["acc_dtype"])
-    return LinearCrossEntropyOptions(**spec)
+    return torch.nn.LinearCrossEntropyOptions(**spec)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -105,7 +124,7 @@ def test_other_accumulation_of_float32_is_refused(dataplane: Dataplane, acc_dtyp
             t["input"],
             t["linear_weight"],
             t["target"].long(),
-            options=LinearCrossEntropyOptions(acc_dtype=getattr(torch, acc_dtype)),
+            options=torch.nn.LinearCrossEntropyOptions(acc_dtype=getattr(torch, acc_dtype)),
         )
 
 
@@ -215,3 +234,19 @@ def test_breakdown_has_rows_logsumexp_target_logit_and_loss(dataplane: Dataplane
         F.cross_entropy(logits, torch.tensor(arrays["target"]), reduction="none"),
         rtol=1e-13,
     )
+
+
+@pytest.mark.parametrize("policy", ["accurate", "balanced", "compact", "auto"])
+def test_a_policy_this_torch_lacks_is_refused_naming_it(dataplane: Dataplane, policy: str) -> None:
+    """Every policy some torch had: computed where the installed torch has it, else a 422 at
+    options.acc_policy (never torch's own ValueError)."""
+    body = {**_problem(), "options": {"acc_policy": policy}}
+    body = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in body.items()}
+    loss = LOSS
+    if torch_accepts(policy):
+        assert dataplane.compute(loss, body)["reference"]["agrees"]
+    else:
+        with pytest.raises(InvalidInput) as info:
+            dataplane.compute(loss, body)
+        assert info.value.field == "options.acc_policy"
+        assert torch.__version__ in info.value.detail

@@ -16,6 +16,7 @@ import pytest
 from service import dataplane as dataplane_module
 from service.app import create_app
 from service.dataplane import Comparison
+from service.dtypes import DTYPE_NAMES
 from service.errors import DeviceError
 from service.losses import cross_entropy_small, registry
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
@@ -182,6 +183,15 @@ async def test_process_and_platform_collectors_are_exported(client: httpx.AsyncC
         labels(reason=r) for r in REASONS
     }
     assert not [n for n in names if n.endswith("_created")]
+
+
+async def test_disagreements_read_zero_for_every_loss_and_dtype_from_the_start() -> None:
+    """So that an alert on increase(...) > 0 sees the very first disagreement."""
+    async with asgi_client(app_of()) as fresh:
+        samples = await scrape(fresh)
+    assert series(samples, "loss_service_reference_disagreements_total") == {
+        labels(loss=name, dtype=dtype): 0.0 for name in registry.names() for dtype in DTYPE_NAMES
+    }
 
 
 async def test_openmetrics_when_asked_for(client: httpx.AsyncClient) -> None:

@@ -12,6 +12,8 @@ import httpx
 import orjson
 import pytest
 
+from service.dtypes import DTYPE_NAMES
+from service.losses import registry
 from service.losses.cross_entropy import ARTICLE_INPUT, ARTICLE_TARGET
 from service.observability.metrics import (
     MULTIPROC_ENV,
@@ -81,6 +83,10 @@ def test_two_workers_scrape_as_one(tmp_path: Path) -> None:
     env = {"LOSS_SERVICE_METRICS_DIR": str(metrics_dir), "LOSS_SERVICE_LOG_LEVEL": "warning"}
     with live_server(env=env, args=("--workers", "2")) as server:
         before = parse(httpx.get(server.url + "/metrics").text)
+        zeros = series(before, "loss_service_reference_disagreements_total")
+        assert zeros == {
+            labels(loss=n, dtype=d): 0.0 for n in registry.names() for d in DTYPE_NAMES
+        }
         workers: set[str] = set()
         sent = 0
         # a fresh connection per request, so that both workers get some

@@ -1,5 +1,6 @@
-// One SVG bar chart per row: the probabilities the service returned (softmax for
-// cross_entropy, the input itself for binary_cross_entropy), the target marked.
+// One SVG bar chart per row of probabilities: those the service returned (an extra such as
+// `softmax` or `sigmoid`), or the input itself where torch reads it as probabilities; the
+// targets marked. The SVG scales down with its box (viewBox), so a phone shows it whole.
 
 const SVG = "http://www.w3.org/2000/svg";
 const W = 360, H = 110, PAD = 18;
@@ -15,7 +16,7 @@ function el(name, attrs, text) {
 export function renderChart(root, rows, isTarget) {
   root.replaceChildren();
   rows.forEach((probs, r) => {
-    const svg = el("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "row-chart", role: "img" });
+    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, class: "row-chart", role: "img" });
     svg.appendChild(el("title", {}, `row ${r}`));
     svg.appendChild(el("text", { x: 4, y: 12 }, `row ${r}`));
     const slot = (W - 2 * PAD) / Math.max(probs.length, 1);
@@ -28,7 +29,7 @@ export function renderChart(root, rows, isTarget) {
         x, y: H - PAD - h, width: slot * 0.7, height: h,
         class: target ? "bar target" : "bar", "data-row": r, "data-col": c,
       });
-      bar.appendChild(el("title", {}, `class ${c}: ${typeof p === "number" ? p.toFixed(4) : p}${target ? " (target)" : ""}`));
+      bar.appendChild(el("title", {}, `column ${c}: ${typeof p === "number" ? p.toFixed(4) : p}${target ? " (target)" : ""}`));
       svg.appendChild(bar);
       svg.appendChild(el("text", { x: x + slot * 0.35, y: H - PAD - h - 3, "text-anchor": "middle" },
         typeof p === "number" ? p.toFixed(3) : String(p)));

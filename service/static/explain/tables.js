@@ -36,17 +36,61 @@ function code(text) {
   return c;
 }
 
-export function renderRows(table, loss, result) {
+/** At most this many rows of the breakdown are shown: a request may hold thousands. */
+export const MAX_TERMS = 200;
+
+function shapeOf(value) {
+  const shape = [];
+  for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
+  return shape;
+}
+
+const clip = (text, n = 240) => (text.length > n ? `${text.slice(0, n)}…` : text);
+
+function term(value) {
+  if (typeof value === "boolean") return { text: value ? "yes" : "no", className: "num" };
+  if (Number.isInteger(value)) return { text: String(value), className: "num", title: String(value) };
+  return num(value);
+}
+
+/**
+ * The breakdown of POST /v1/losses/{name}: one table row per term of `loss` (per sample, or per
+ * element for a pointwise loss), one column per breakdown entry of that shape, `loss` first
+ * (what a phone shows before the table scrolls).
+ * Entries of another shape (per class, say) are listed under the table.
+ */
+export function renderBreakdown(table, other, breakdown) {
   table.replaceChildren();
-  const b = result.breakdown || {};
-  if (loss === "cross_entropy") {
-    row(table, ["row", "logsumexp", "target logit", "loss = logsumexp − target logit"], true);
-    (b.loss || []).forEach((l, r) => row(table, [`row ${r}`, num(b.logsumexp[r]), num(b.target_logit[r]), num(l)]));
-  } else {
-    row(table, ["row", "column", "log x", "log(1 − x)", "loss"], true);
-    (b.loss || []).forEach((ls, r) => ls.forEach((l, c) =>
-      row(table, [`row ${r}`, String(c), num(b.log_input[r][c]), num(b.log_one_minus_input[r][c]), num(l)])));
+  other.hidden = true;
+  const b = breakdown || {};
+  const keys = Object.keys(b);
+  if (!keys.length) {
+    row(table, ["no breakdown for this request"], true);
+    return;
   }
+  const main = "loss" in b ? "loss" : keys[0];
+  const shape = JSON.stringify(shapeOf(b[main]));
+  const columns = [main, ...keys.filter((k) => k !== main && JSON.stringify(shapeOf(b[k])) === shape)];
+  const rest = keys.filter((k) => !columns.includes(k));
+  row(table, ["", ...columns], true);
+  const flat = [];
+  const walk = (node, index) => {
+    if (flat.length >= MAX_TERMS) return;
+    if (Array.isArray(node)) node.forEach((child, i) => walk(child, [...index, i]));
+    else flat.push(index);
+  };
+  walk(b[main], []);
+  const at = (value, index) => index.reduce((v, i) => v[i], value);
+  const label = (index) => index.length === 0 ? "value" : index.length === 1 ? `row ${index[0]}` : `[${index.join(", ")}]`;
+  for (const index of flat) {
+    row(table, [{ text: label(index), className: "index" }, ...columns.map((k) => term(at(b[k], index)))]);
+  }
+  const total = shapeOf(b[main]).reduce((a, n) => a * n, 1);
+  const notes = [];
+  if (total > flat.length) notes.push(`The first ${flat.length} of ${total} terms.`);
+  if (rest.length) notes.push(`Also in the breakdown: ${rest.map((k) => `${k} ${clip(JSON.stringify(b[k]))}`).join("; ")}.`);
+  other.textContent = notes.join(" ");
+  other.hidden = !notes.length;
 }
 
 export function renderWarnings(list, warnings) {
@@ -66,21 +110,21 @@ export function renderWarnings(list, warnings) {
   }
 }
 
+/** One row per convention: the value and the verdict next to the id (what a phone shows before
+ * the table scrolls), then how the library reads the input, its call, and why. */
 export function renderConventions(table, answer) {
   table.replaceChildren();
-  row(table, ["id", "library", "call", "reads input as", "value", "agrees with torch", "why"], true);
+  row(table, ["id", "library", "value", "agrees with torch", "reads input as", "call", "why"], true);
   for (const c of answer.conventions) {
-    if (c.error) {
-      const tr = row(table, [c.id, c.library, { text: "", className: "call" }, "–", "refused", "–", { text: c.error, className: "why" }]);
-      tr.cells[2].appendChild(code(c.call));
-      tr.className = "refused";
-    } else {
-      const tr = row(table, [c.id, c.library, { text: "", className: "call" }, c.reads_input_as, num(c.value),
+    const call = { text: "", className: "call" };
+    const tr = c.error
+      ? row(table, [c.id, c.library, "refused", "–", "–", call, { text: c.error, className: "why" }])
+      : row(table, [c.id, c.library, num(c.value),
         { text: c.agrees_with_torch ? "yes" : "no", className: c.agrees_with_torch ? "agree" : "disagree" },
-        { text: c.why, className: "why" }]);
-      tr.cells[2].appendChild(code(c.call));
-    }
-    table.tBodies[0].lastElementChild.dataset.id = c.id;
+        c.reads_input_as ?? "–", call, { text: c.why ?? "", className: "why" }]);
+    tr.cells[5].appendChild(code(c.call));
+    if (c.error) tr.className = "refused";
+    tr.dataset.id = c.id;
   }
 }
 
